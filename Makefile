@@ -1,0 +1,37 @@
+# Two commands on a fresh machine: `make course` runs the whole course, `make test` runs every test.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+STAMP := $(VENV)/.installed
+# Where pip is capped at the releases lying on this machine's disk, take exactly those
+# (a multi-GB download otherwise); elsewhere any recent release will do.
+TORCH_PINS := $(shell grep -qs 'torch<=2.14.1' /etc/xdg/pip/constraints.txt && echo 'torch==2.14.1 torchvision==0.29.1' || echo 'torch>=2.2 torchvision>=0.17')
+export MPLBACKEND ?= Agg
+
+.PHONY: install course test test-unit test-notebooks lab bench clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+	$(PIP) install --quiet $(TORCH_PINS)
+	$(PIP) install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+course: install
+	$(PY) -m course run
+
+test: install
+	$(PY) -m pytest tests
+	COURSE_SMOKE=1 COURSE_OFFLINE=1 $(PY) -m pytest --nbval-lax -p no:cacheprovider notebooks/
+
+lab: install
+	$(VENV)/bin/jupyter lab notebooks/
+
+bench: install
+	$(PY) -m course bench
+
+clean:
+	rm -rf .cache runs .pytest_cache

@@ -1,0 +1,271 @@
+"""Every model of the course, with one interface: encode(x) -> z, decode(z) -> x_hat, forward(x) -> (z, x_hat)."""
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+from torch import nn
+
+IMAGE_SIZE = 28
+INPUT_DIM = IMAGE_SIZE * IMAGE_SIZE
+
+
+def _check_positive(name: str, value: int) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+        raise ValueError(f"{name} must be a positive int, got {value!r}")
+
+
+def _check_flat(x: torch.Tensor, input_dim: int) -> torch.Tensor:
+    """Accept (B, input_dim) or (B, 1, 28, 28) images; anything else is a clear error."""
+    if x.dim() == 4 and x.shape[1:] == (1, IMAGE_SIZE, IMAGE_SIZE) and input_dim == INPUT_DIM:
+        return x.reshape(x.shape[0], -1)
+    if x.dim() != 2 or x.shape[1] != input_dim:
+        raise ValueError(f"x must have shape (B, {input_dim}) or (B, 1, 28, 28), got {tuple(x.shape)}")
+    return x
+
+
+def _check_images(x: torch.Tensor) -> torch.Tensor:
+    if x.dim() == 2 and x.shape[1] == INPUT_DIM:
+        return x.view(-1, 1, IMAGE_SIZE, IMAGE_SIZE)
+    if x.dim() != 4 or x.shape[1:] != (1, IMAGE_SIZE, IMAGE_SIZE):
+        raise ValueError(f"x must have shape (B, 1, 28, 28) or (B, 784), got {tuple(x.shape)}")
+    return x
+
+
+def _mlp(dims: Sequence[int], last_activation: nn.Module | None) -> nn.Sequential:
+    """Linear layers through `dims`, ReLU between them, `last_activation` after the last."""
+    layers: list[nn.Module] = []
+    for i, (n_in, n_out) in enumerate(zip(dims[:-1], dims[1:])):
+        layers.append(nn.Linear(n_in, n_out))
+        if i < len(dims) - 2:
+            layers.append(nn.ReLU())
+    if last_activation is not None:
+        layers.append(last_activation)
+    return nn.Sequential(*layers)
+
+
+class Autoencoder(nn.Module):
+    """Base of every course model: forward(x) returns the code and the reconstruction."""
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        z = self.encode(x)
+        return z, self.decode(z)
+
+    @torch.no_grad()
+    def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
+        """x_hat for x in evaluation mode, shaped like x."""
+        was_training = self.training
+        self.eval()
+        x_hat = self(x)[1].reshape(x.shape)
+        self.train(was_training)
+        return x_hat
+
+
+class MLPAutoencoder(Autoencoder):
+    """Fully connected autoencoder with ReLU hidden layers, a linear code and a sigmoid output.
+
+    The code is linear on purpose: a ReLU on a narrow code lets code units die (stuck at 0
+    for every input), silently shrinking the bottleneck.
+    """
+
+    def __init__(self, hidden_dims: Sequence[int] = (512, 256, 128), latent_dim: int = 30,
+                 decoder_dims: Sequence[int] | None = None, input_dim: int = INPUT_DIM):
+        super().__init__()
+        hidden_dims = tuple(hidden_dims)
+        decoder_dims = tuple(reversed(hidden_dims)) if decoder_dims is None else tuple(decoder_dims)
+        for name, dims in (("hidden_dims", hidden_dims), ("decoder_dims", decoder_dims)):
+            for dim in dims:
+                _check_positive(name, dim)
+        _check_positive("latent_dim", latent_dim)
+        _check_positive("input_dim", input_dim)
+        self.input_dim, self.latent_dim = input_dim, latent_dim
+        self.hidden_dims, self.decoder_dims = hidden_dims, decoder_dims
+        self.encoder = _mlp((input_dim, *hidden_dims, latent_dim), last_activation=None)
+        self.decoder = _mlp((latent_dim, *decoder_dims, input_dim), last_activation=nn.Sigmoid())
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        return self.encoder(_check_flat(x, self.input_dim))  # (B, 784) -> (B, latent_dim)
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        return self.decoder(z)  # (B, latent_dim) -> (B, 784)
+
+
+def deep_autoencoder(latent_dim: int = 30) -> MLPAutoencoder:
+    """The syllabus' deep autoencoder: 784-512-256-128-latent_dim, decoder latent_dim-128-256-784."""
+    return MLPAutoencoder(hidden_dims=(512, 256, 128), latent_dim=latent_dim, decoder_dims=(128, 256))
+
+
+def manifold_autoencoder(latent_dim: int = 8, hidden_dim: int = 64) -> MLPAutoencoder:
+    """The small-code autoencoder of notebook 05: 784-64-8 (linear code), 8-64-784."""
+    return MLPAutoencoder(hidden_dims=(hidden_dim,), latent_dim=latent_dim, decoder_dims=(hidden_dim,))
+
+
+class ShallowAutoencoder(Autoencoder):
+    """One hidden layer of ReLU units: 784-hidden_dim-784; the code is the hidden activation h."""
+
+    def __init__(self, hidden_dim: int = 128, input_dim: int = INPUT_DIM):
+        super().__init__()
+        _check_positive("hidden_dim", hidden_dim)
+        _check_positive("input_dim", input_dim)
+        self.input_dim, self.hidden_dim = input_dim, hidden_dim
+        self.encoder = nn.Sequential(nn.Linear(input_dim, hidden_dim), nn.ReLU())
+        self.decoder = nn.Sequential(nn.Linear(hidden_dim, input_dim), nn.Sigmoid())
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        return self.encoder(_check_flat(x, self.input_dim))  # (B, 784) -> (B, hidden_dim)
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        return self.decoder(z)  # (B, hidden_dim) -> (B, 784)
+
+    @property
+    def filters(self) -> torch.Tensor:
+        """Each hidden unit's input weights as an image: (hidden_dim, 28, 28)."""
+        return self.encoder[0].weight.detach().view(self.hidden_dim, IMAGE_SIZE, IMAGE_SIZE)
+
+
+class ConvAutoencoder(Autoencoder):
+    """The seed's convolutional autoencoder: a 16x1x1 code, decoded with the encoder's pooling indices.
+
+    The unpooling layers put each value back where the encoder's max was, so the decoder also
+    receives position information through the indices: the 16 numbers are not the whole bottleneck.
+    """
+
+    def __init__(self, channels: Sequence[int] = (8, 16, 16)):
+        super().__init__()
+        c1, c2, c3 = channels
+        for c in channels:
+            _check_positive("channels", c)
+        self.latent_dim = c3
+        self.conv1, self.conv2, self.conv3 = nn.Conv2d(1, c1, 3), nn.Conv2d(c1, c2, 3), nn.Conv2d(c2, c3, 3)
+        self.pool = nn.MaxPool2d(2, return_indices=True)
+        self.unpool = nn.MaxUnpool2d(2)
+        self.deconv1 = nn.ConvTranspose2d(c3, c2, 3)
+        self.deconv2 = nn.ConvTranspose2d(c2, c1, 3)
+        self.deconv3 = nn.ConvTranspose2d(c1, 1, 3)
+        self.relu = nn.ReLU()
+
+    def encode_with_indices(self, x: torch.Tensor) -> tuple[torch.Tensor, list]:
+        """The code and, per pooling layer, (indices, size before pooling) for the decoder."""
+        h = _check_images(x)  # (B, 1, 28, 28)
+        pooled = []
+        for conv in (self.conv1, self.conv2, self.conv3):
+            h = self.relu(conv(h))  # 28 -> 26, 13 -> 11, 5 -> 3
+            size = h.shape[-2:]
+            h, indices = self.pool(h)  # 26 -> 13, 11 -> 5, 3 -> 1
+            pooled.append((indices, size))
+        return h, pooled  # (B, 16, 1, 1)
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        return self.encode_with_indices(x)[0]
+
+    def decode(self, z: torch.Tensor, pooled: list | None = None) -> torch.Tensor:
+        if pooled is None:
+            raise ValueError("ConvAutoencoder.decode needs pooled=(indices, sizes) from encode_with_indices: "
+                             "its decoder unpools with the encoder's indices; ConvCodeAutoencoder decodes from z alone")
+        h = z
+        for deconv, (indices, size) in zip((self.deconv1, self.deconv2, self.deconv3), reversed(pooled)):
+            h = self.unpool(h, indices, output_size=size)  # 1 -> 3, 5 -> 11, 13 -> 26
+            h = deconv(h)  # 3 -> 5, 11 -> 13, 26 -> 28
+            h = self.relu(h) if deconv is not self.deconv3 else torch.sigmoid(h)
+        return h  # (B, 1, 28, 28)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        z, pooled = self.encode_with_indices(x)
+        return z, self.decode(z, pooled)
+
+    @property
+    def transposed_convs(self) -> list[nn.ConvTranspose2d]:
+        return [self.deconv1, self.deconv2, self.deconv3]
+
+
+class ConvCodeAutoencoder(Autoencoder):
+    """The same encoder and code size, but a decoder that sees only the 16x1x1 code.
+
+    Strided transposed convolutions grow the code back to 28x28, so everything the decoder
+    knows about the digit has to pass through the code.
+    """
+
+    def __init__(self, channels: Sequence[int] = (8, 16, 16)):
+        super().__init__()
+        c1, c2, c3 = channels
+        for c in channels:
+            _check_positive("channels", c)
+        self.latent_dim = c3
+        self.encoder = nn.Sequential(
+            nn.Conv2d(1, c1, 3), nn.ReLU(), nn.MaxPool2d(2),  # 28 -> 26 -> 13
+            nn.Conv2d(c1, c2, 3), nn.ReLU(), nn.MaxPool2d(2),  # 13 -> 11 -> 5
+            nn.Conv2d(c2, c3, 3), nn.ReLU(), nn.MaxPool2d(2),  # 5 -> 3 -> 1
+        )
+        self.decoder = nn.Sequential(
+            nn.ConvTranspose2d(c3, c2, 3), nn.ReLU(),  # 1 -> 3
+            nn.ConvTranspose2d(c2, c2, 3, stride=2), nn.ReLU(),  # 3 -> 7
+            nn.ConvTranspose2d(c2, c1, 3, stride=2, padding=1, output_padding=1), nn.ReLU(),  # 7 -> 14
+            nn.ConvTranspose2d(c1, 1, 3, stride=2, padding=1, output_padding=1), nn.Sigmoid(),  # 14 -> 28
+        )
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        return self.encoder(_check_images(x))  # (B, 1, 28, 28) -> (B, 16, 1, 1)
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        return self.decoder(z)  # (B, 16, 1, 1) -> (B, 1, 28, 28)
+
+    @property
+    def transposed_convs(self) -> list[nn.ConvTranspose2d]:
+        return [m for m in self.decoder if isinstance(m, nn.ConvTranspose2d)]
+
+
+class PCA(Autoencoder):
+    """Principal component analysis with the autoencoder interface: z = (x - mean) W, x_hat = z W^T + mean."""
+
+    def __init__(self, latent_dim: int = 30, input_dim: int = INPUT_DIM):
+        super().__init__()
+        _check_positive("latent_dim", latent_dim)
+        self.input_dim, self.latent_dim = input_dim, latent_dim
+        self.register_buffer("mean", torch.zeros(input_dim))
+        self.register_buffer("components", torch.zeros(input_dim, latent_dim))
+        self.register_buffer("explained_variance", torch.zeros(latent_dim))
+
+    @torch.no_grad()
+    def fit(self, x: torch.Tensor) -> "PCA":
+        """Fit the top `latent_dim` principal directions of x (N, input_dim) in float64."""
+        x = _check_flat(x, self.input_dim).to(torch.float64)
+        if x.shape[0] < 2:
+            raise ValueError(f"x must hold at least 2 images to fit PCA, got {x.shape[0]}")
+        mean = x.mean(0)
+        centred = x - mean
+        cov = centred.T @ centred / (x.shape[0] - 1)
+        values, vectors = torch.linalg.eigh(cov)  # ascending order
+        top = torch.argsort(values, descending=True)[: self.latent_dim]
+        self.mean.copy_(mean.float())
+        self.components.copy_(vectors[:, top].float())
+        self.explained_variance.copy_(values[top].float())
+        return self
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        return (_check_flat(x, self.input_dim) - self.mean) @ self.components  # (B, 784) -> (B, latent_dim)
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        return z @ self.components.T + self.mean  # (B, latent_dim) -> (B, 784)
+
+
+MODELS = {
+    "deep": deep_autoencoder,
+    "manifold": manifold_autoencoder,
+    "mlp": MLPAutoencoder,
+    "shallow": ShallowAutoencoder,
+    "conv-unpool": ConvAutoencoder,
+    "conv-code": ConvCodeAutoencoder,
+}
+
+
+def build_model(name: str, **kwargs) -> Autoencoder:
+    """A model by registry name ("deep", "manifold", "mlp", "shallow", "conv-unpool", "conv-code")."""
+    if name not in MODELS:
+        raise ValueError(f"model must be one of {', '.join(MODELS)}, got {name!r}")
+    return MODELS[name](**kwargs)
