@@ -92,12 +92,13 @@ def _mps_available() -> bool:
     return bool(backend is not None and backend.is_available())
 
 
-def scaled_epochs(epochs: int, train_size: int, batch_size: int = 64, max_epochs: int | None = None) -> int:
+def scaled_epochs(epochs: int, train_size: int, batch_size: int = 64, match_steps: bool = True,
+                  max_epochs: int | None = None) -> int:
     """Epochs that give `train_size` images the optimizer steps `epochs` give the syllabus' 50,000.
 
     A budget counted in epochs shrinks with the data: 15 epochs are 11,730 Adam steps on
     50,000 images but only 795 on 3,333, too few to learn the lessons the course teaches.
-    Under COURSE_SMOKE=1 it returns 1.
+    With match_steps=False it returns `epochs` unchanged. Under COURSE_SMOKE=1 it returns 1.
     """
     if epochs < 0:
         raise ValueError(f"epochs must be >= 0, got {epochs}")
@@ -105,6 +106,8 @@ def scaled_epochs(epochs: int, train_size: int, batch_size: int = 64, max_epochs
         raise ValueError(f"train_size must be > 0, got {train_size}")
     if is_smoke():
         return min(epochs, 1)
+    if not match_steps:
+        return epochs
     steps_per_epoch = -(-train_size // batch_size)
     target_steps = epochs * -(-SYLLABUS_TRAIN_SIZE // batch_size)
     scaled = max(epochs, -(-target_steps // steps_per_epoch))

@@ -1,0 +1,200 @@
+"""Small plotting helpers: each takes `ax=` (or makes its own figure), returns the figure, never shows it."""
+from __future__ import annotations
+
+import math
+from typing import Mapping, Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+from matplotlib.figure import Figure
+
+from course.training import History
+
+
+def _as_images(x) -> np.ndarray:
+    """(N, 784), (N, 1, 28, 28) or (N, 28, 28) tensors or arrays -> (N, 28, 28) float array."""
+    if isinstance(x, torch.Tensor):
+        x = x.detach().cpu().float().numpy()
+    x = np.asarray(x, dtype=np.float32)
+    if x.ndim == 1:
+        x = x[None]
+    side = int(round(math.sqrt(x[0].size)))
+    if side * side != x[0].size:
+        raise ValueError(f"images must be square, got {x[0].size} pixels each")
+    return x.reshape(x.shape[0], side, side)
+
+
+def _figure(ax, figsize):
+    if ax is None:
+        fig, ax = plt.subplots(figsize=figsize)
+        return fig, ax
+    return ax.figure, ax
+
+
+def show_image(x, ax=None, title: str | None = None, cmap: str = "gray", vmin: float | None = 0.0,
+               vmax: float | None = 1.0) -> Figure:
+    """One image, axes off."""
+    fig, ax = _figure(ax, (2, 2))
+    ax.imshow(_as_images(x)[0], cmap=cmap, vmin=vmin, vmax=vmax)
+    ax.set_axis_off()
+    if title:
+        ax.set_title(title, fontsize=9)
+    return fig
+
+
+def reconstruction_rows(rows: Mapping[str, object], n: int = 10, axes=None, scale: float = 1.0) -> Figure:
+    """A grid of digits: one row per entry of `rows` ({"original": x, "PCA": x_hat, ...}), n columns."""
+    if not rows:
+        raise ValueError("rows must name at least one set of images")
+    names = list(rows)
+    images = [_as_images(rows[name])[:n] for name in names]
+    n = min(n, min(len(im) for im in images))
+    if axes is None:
+        fig, axes = plt.subplots(len(names), n, figsize=(scale * n * 0.9, scale * len(names) * 1.0), squeeze=False)
+    else:
+        axes = np.asarray(axes).reshape(len(names), -1)
+        fig = axes.flat[0].figure
+    for r, (name, ims) in enumerate(zip(names, images)):
+        for c in range(n):
+            ax = axes[r, c]
+            ax.imshow(ims[c], cmap="gray", vmin=0, vmax=1)
+            ax.set_xticks([]), ax.set_yticks([])
+            for spine in ax.spines.values():
+                spine.set_visible(False)
+        axes[r, 0].set_ylabel(name, rotation=0, ha="right", va="center", fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def _tile(images: np.ndarray, rows: int, cols: int, pad: int = 1, normalise_each: bool = True) -> np.ndarray:
+    """Tile (N, h, w) images into one (rows*(h+pad), cols*(w+pad)) array, each scaled to [0, 1]."""
+    n, h, w = images.shape
+    canvas = np.full((rows * (h + pad) + pad, cols * (w + pad) + pad), np.nan, dtype=np.float32)
+    for i in range(min(n, rows * cols)):
+        im = images[i]
+        if normalise_each:
+            lo, hi = float(im.min()), float(im.max())
+            im = (im - lo) / (hi - lo) if hi > lo else np.zeros_like(im)
+        r, c = divmod(i, cols)
+        canvas[pad + r * (h + pad): pad + r * (h + pad) + h, pad + c * (w + pad): pad + c * (w + pad) + w] = im
+    return canvas
+
+
+def filter_grid(weights, rows: int | None = None, cols: int | None = None, ax=None, title: str | None = None,
+                cmap: str = "gray") -> Figure:
+    """Encoder filters as a grid: weights (units, 784) or (units, 28, 28), each unit scaled to [0, 1]."""
+    images = _as_images(weights)
+    n = images.shape[0]
+    if cols is None:
+        cols = int(math.ceil(math.sqrt(n)))
+    if rows is None:
+        rows = int(math.ceil(n / cols))
+    fig, ax = _figure(ax, (max(3, cols * 0.35), max(3, rows * 0.35)))
+    cmap_obj = plt.get_cmap(cmap).copy()
+    cmap_obj.set_bad("white")
+    ax.imshow(_tile(images, rows, cols), cmap=cmap_obj, vmin=0, vmax=1, interpolation="nearest")
+    ax.set_axis_off()
+    if title:
+        ax.set_title(title, fontsize=10)
+    return fig
+
+
+def kernel_grid(weight, ax=None, title: str | None = None, max_kernels: int = 256) -> Figure:
+    """The k x k kernels of a (transposed) convolution weight (C_in, C_out, k, k), each scaled to [0, 1]."""
+    if isinstance(weight, torch.Tensor):
+        weight = weight.detach().cpu().float().numpy()
+    weight = np.asarray(weight)
+    if weight.ndim != 4:
+        raise ValueError(f"weight must have shape (C_in, C_out, k, k), got {weight.shape}")
+    c_in, c_out, kh, kw = weight.shape
+    kernels = weight.reshape(c_in * c_out, kh, kw)[:max_kernels]
+    cols = c_out if c_in * c_out <= max_kernels else int(math.ceil(math.sqrt(len(kernels))))
+    rows = int(math.ceil(len(kernels) / cols))
+    fig, ax = _figure(ax, (max(2, cols * 0.4), max(2, rows * 0.4)))
+    cmap = plt.get_cmap("gray").copy()
+    cmap.set_bad("white")
+    ax.imshow(_tile(kernels, rows, cols), cmap=cmap, vmin=0, vmax=1, interpolation="nearest")
+    ax.set_axis_off()
+    ax.set_title(title or f"{c_in}x{c_out} kernels of {kh}x{kw}", fontsize=9)
+    return fig
+
+
+def loss_curves(histories: Mapping[str, History] | History, ax=None, log: bool = True,
+                title: str | None = None, metric: str = "loss") -> Figure:
+    """Train (solid) and validation (dashed) curves per epoch for one or several histories."""
+    if isinstance(histories, History):
+        histories = {"": histories}
+    fig, ax = _figure(ax, (6, 3.5))
+    for i, (name, history) in enumerate(histories.items()):
+        color = f"C{i % 10}"
+        epochs = np.arange(1, history.epochs + 1)
+        label = f"{name} " if name else ""
+        ax.plot(epochs, history.train_loss, color=color, label=f"{label}train")
+        val = history.val_mse if metric == "mse" else history.val_loss
+        ax.plot(epochs, val, color=color, linestyle="--", label=f"{label}validation")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("MSE per pixel" if metric == "mse" else "loss")
+    if log:
+        ax.set_yscale("log")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    if title:
+        ax.set_title(title)
+    return fig
+
+
+def activation_histogram(activations: Mapping[str, torch.Tensor], ax=None, bins: int = 50,
+                         title: str | None = None) -> Figure:
+    """Histograms of hidden activations (log counts), one per entry, to compare sparsity."""
+    fig, ax = _figure(ax, (6, 3.5))
+    for name, z in activations.items():
+        values = z.detach().cpu().float().flatten().numpy() if isinstance(z, torch.Tensor) else np.ravel(z)
+        ax.hist(values, bins=bins, histtype="step", log=True, label=name, linewidth=1.5)
+    ax.set_xlabel("activation")
+    ax.set_ylabel("count (log)")
+    ax.legend(fontsize=8)
+    if title:
+        ax.set_title(title)
+    return fig
+
+
+def latent_scatter(z, labels, ax=None, class_names: Sequence[str] | None = None, title: str | None = None,
+                   max_points: int = 5000) -> Figure:
+    """2-D codes (N, 2) as points coloured by label; wider codes are projected on their top 2 principal axes."""
+    z = z.detach().cpu().float() if isinstance(z, torch.Tensor) else torch.as_tensor(np.asarray(z), dtype=torch.float32)
+    labels = np.asarray(labels.cpu() if isinstance(labels, torch.Tensor) else labels)
+    if z.dim() != 2 or z.shape[0] != len(labels):
+        raise ValueError(f"z must have shape (N, d) with N = len(labels) = {len(labels)}, got {tuple(z.shape)}")
+    if z.shape[1] > 2:
+        centred = z - z.mean(0)
+        _, _, v = torch.linalg.svd(centred, full_matrices=False)
+        z = centred @ v[:2].T
+    z, labels = z[:max_points].numpy(), labels[:max_points]
+    fig, ax = _figure(ax, (5, 5))
+    for label in np.unique(labels):
+        keep = labels == label
+        name = class_names[int(label)] if class_names is not None else str(label)
+        ax.scatter(z[keep, 0], z[keep, 1], s=4, alpha=0.6, color=f"C{int(label) % 10}", label=name)
+    ax.legend(markerscale=3, fontsize=8, loc="best")
+    ax.set_xlabel("code axis 1")
+    ax.set_ylabel("code axis 2")
+    if title:
+        ax.set_title(title)
+    return fig
+
+
+def bar_chart(values: Mapping[str, float], ax=None, ylabel: str = "test MSE per pixel", title: str | None = None,
+              reference: Mapping[str, float] | None = None) -> Figure:
+    """Bars of one number per name, with optional reference markers (e.g. the syllabus' figures)."""
+    fig, ax = _figure(ax, (5, 3.5))
+    names = list(values)
+    ax.bar(names, [values[n] for n in names], color=[f"C{i}" for i in range(len(names))])
+    if reference:
+        for i, name in enumerate(names):
+            if name in reference:
+                ax.plot([i - 0.4, i + 0.4], [reference[name]] * 2, "k--", linewidth=1)
+    ax.set_ylabel(ylabel)
+    if title:
+        ax.set_title(title)
+    return fig
