@@ -1,0 +1,166 @@
+"""The batch report: each notebook's results beside the syllabus' reference numbers, as JSON and Markdown."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+ORIGINAL_TRAIN10 = "original (10 training digits)"
+HINTON_2006 = "Hinton & Salakhutdinov 2006 (test set)"
+
+# Scalar results, by notebook stem and key: {reference label: value}.
+SCALAR_REFERENCES = {
+    "01_pca_vs_autoencoder": {
+        "pca_test_mse": {ORIGINAL_TRAIN10: 0.0185, HINTON_2006: 0.0177},
+        "autoencoder_test_mse": {ORIGINAL_TRAIN10: 0.0106, HINTON_2006: 0.0038},
+    },
+    "05_manifold_learning": {
+        "manifold_test_mse": {"original (validation, 15 epochs)": 0.0229},
+    },
+}
+
+# Row results, by notebook stem and key: (column to match, reference label, {match value: reference}).
+ROW_REFERENCES = {
+    "02_standard_autoencoder": {
+        "hidden_sizes": ("hidden_dim", "original (validation, 15 epochs)", {64: 0.0048, 128: 0.0019, 256: 0.0011}),
+    },
+}
+
+# References that do not line up with the course's rows: shown as their own table under the results.
+ORIGINAL_TABLES = {
+    "03_sparse_autoencoder": {
+        "caption": "Original assignment (penalty = lambda * SUM of |h| over units and batch, so not comparable "
+                   "lambda for lambda; from 1e-4 every unit died and the output was the mean digit):",
+        "columns": ["lambda", "average activation", "MSE"],
+        "rows": [[0, 0.629, 0.00085], [1e-5, 0.0101, 0.011], [1e-4, 0.0, 0.067], [1e-3, 0.0, 0.067]],
+    },
+    "06_convolutional_autoencoder": {
+        "caption": "Original assignment (decoder with the encoder's unpooling indices, 16-number code, 20 epochs):",
+        "columns": ["measured on", "MSE"],
+        "rows": [["validation set", 0.0078], ["10 training digits", 0.0083]],
+    },
+}
+
+# Keys every metrics file carries about the run itself rather than its results.
+RUN_KEYS = ("notebook", "dataset", "data_source", "data_description", "train_size", "val_size", "test_size",
+            "split", "smoke", "device", "seed", "wall_seconds")
+
+
+def references(stem: str) -> dict:
+    """Every reference number the syllabus gives for one notebook, as plain data for summary.json."""
+    rows = {key: {"match": match, "label": label, "values": values}
+            for key, (match, label, values) in ROW_REFERENCES.get(stem, {}).items()}
+    found = {"results": SCALAR_REFERENCES.get(stem), "rows": rows, "original": ORIGINAL_TABLES.get(stem)}
+    return {kind: value for kind, value in found.items() if value}
+
+
+def fmt(value) -> str:
+    """A table cell: floats to 4 significant digits, everything else as text."""
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return "" if value is None else str(value)
+
+
+def markdown_table(columns: list[str], rows: list[list]) -> list[str]:
+    """Lines of a Markdown table."""
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(fmt(cell).replace("|", "\\|") for cell in row) + " |" for row in rows]
+    return lines
+
+
+def results_of(metrics: dict) -> dict:
+    """The results part of a metrics record: its "results" entry if it has one, else every non-run key."""
+    if isinstance(metrics.get("results"), dict):
+        return metrics["results"]
+    return {key: value for key, value in metrics.items() if key not in RUN_KEYS}
+
+
+def _scalar_table(stem: str, scalars: dict) -> list[str]:
+    refs = SCALAR_REFERENCES.get(stem, {})
+    labels = list(dict.fromkeys(label for key in scalars for label in refs.get(key, {})))
+    rows = [[key, value] + [refs.get(key, {}).get(label) for label in labels] for key, value in scalars.items()]
+    return markdown_table(["result", "this run"] + labels, rows)
+
+
+def _row_table(stem: str, key: str, rows: list[dict]) -> list[str]:
+    columns = list(dict.fromkeys(column for row in rows for column in row))
+    match, label, refs = ROW_REFERENCES.get(stem, {}).get(key, (None, None, {}))
+    cells = [[row.get(column) for column in columns] + ([refs.get(row.get(match))] if label else []) for row in rows]
+    return [f"{key}:", ""] + markdown_table(columns + ([label] if label else []), cells)
+
+
+def results_markdown(stem: str, metrics: dict) -> list[str]:
+    """Markdown lines of one notebook's results beside its references."""
+    results = results_of(metrics)
+    scalars = {k: v for k, v in results.items() if not isinstance(v, (list, dict))}
+    lines: list[str] = []
+    if scalars:
+        lines += _scalar_table(stem, scalars) + [""]
+    for key, value in results.items():
+        if isinstance(value, list) and value and all(isinstance(row, dict) for row in value):
+            lines += _row_table(stem, key, value) + [""]
+        elif isinstance(value, (list, dict)):
+            lines += [f"{key}: `{json.dumps(value)}`", ""]
+    return lines + _original_table(stem)
+
+
+def _original_table(stem: str) -> list[str]:
+    original = ORIGINAL_TABLES.get(stem)
+    if not original:
+        return []
+    return [original["caption"], ""] + markdown_table(original["columns"], original["rows"]) + [""]
+
+
+def references_markdown(stem: str) -> list[str]:
+    """Markdown lines of a notebook's reference numbers alone, for a notebook that produced no results."""
+    rows = [[key, label, value] for key, refs in SCALAR_REFERENCES.get(stem, {}).items()
+            for label, value in refs.items()]
+    rows += [[f"{key}: {match} {value}", label, reference]
+             for key, (match, label, values) in ROW_REFERENCES.get(stem, {}).items()
+             for value, reference in values.items()]
+    table = markdown_table(["result", "reference", "value"], rows) + [""] if rows else []
+    return table + _original_table(stem)
+
+
+def _run_line(entry: dict) -> str:
+    metrics = entry.get("metrics") or {}
+    data = f"{metrics.get('dataset', '?')} from {metrics.get('data_source', '?')}"
+    if "train_size" in metrics:
+        data += f" ({metrics['train_size']:,} train / {metrics.get('test_size', 0):,} test)"
+    return f"Data: {data}; device: {metrics.get('device', entry.get('device'))}; wall time {entry['wall_seconds']:.1f} s."
+
+
+def error_text(error: dict) -> str:
+    """One line naming the failing cell and the exception."""
+    cell = f"cell [{error['cell']}]" if error.get("cell") is not None else "before any cell"
+    return f"{cell}: {error.get('ename')}: {error.get('evalue')}"
+
+
+def summary_markdown(summary: dict) -> str:
+    """The whole summary.md."""
+    params = ", ".join(f"{k}={v!r}" for k, v in summary["parameters"].items()) or "none"
+    lines = [
+        "# Autoencoder course: batch report", "",
+        f"Started {summary['started']}; device {summary['device']} (asked: {summary['requested_device']}); "
+        f"smoke: {summary['smoke']}; parameters: {params}; total wall time {summary['wall_seconds']:.1f} s.", "",
+    ]
+    overview = [[e["notebook"], e["status"], (e.get("metrics") or {}).get("data_source"),
+                 (e.get("metrics") or {}).get("device"), e["wall_seconds"], e.get("html")]
+                for e in summary["notebooks"]]
+    lines += markdown_table(["notebook", "status", "data source", "device", "wall s", "report"], overview) + [""]
+    for entry in summary["notebooks"]:
+        lines += [f"## {entry['notebook']}: {entry['status']}", ""]
+        if entry.get("error"):
+            lines += [f"**Failed** at {error_text(entry['error'])}", ""]
+        if entry.get("metrics"):
+            lines += [_run_line(entry), ""] + results_markdown(entry["notebook"], entry["metrics"])
+        else:
+            lines += ["(no metrics file written)", ""] + references_markdown(entry["notebook"])
+    return "\n".join(lines)
+
+
+def write_summary(summary: dict, out: Path) -> tuple[Path, Path]:
+    """Write summary.json and summary.md into `out`; return their paths."""
+    json_path, md_path = out / "summary.json", out / "summary.md"
+    json_path.write_text(json.dumps(summary, indent=2) + "\n")
+    md_path.write_text(summary_markdown(summary) + "\n")
+    return json_path, md_path
