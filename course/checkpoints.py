@@ -39,16 +39,23 @@ def _hook_config(hook) -> dict | None:
 
 def run_config(model: str, model_args: dict, data: DigitData, epochs: int, lr: float, batch_size: int,
                seed: int, corruption=None, penalty=None) -> dict:
-    """The plain-dict settings that decide a trained model; their hash is its cache key."""
+    """The plain-dict settings that decide a trained model; their hash is its cache key.
+
+    Normalised through JSON (tuples become lists), so settings that hash alike also compare equal.
+    """
     info = data.info()
-    return {
+    return _plain({
         "format": FORMAT_VERSION,
         "model": model,
         "model_args": dict(model_args),
         "training": {"epochs": epochs, "lr": lr, "batch_size": batch_size, "seed": seed,
                      "corruption": _hook_config(corruption), "penalty": _hook_config(penalty)},
         "data": {key: info[key] for key in ("dataset", "data_source", "train_size", "val_size", "test_size", "split")},
-    }
+    })
+
+
+def _plain(config: dict) -> dict:
+    return json.loads(json.dumps(config, sort_keys=True))
 
 
 def cache_key(config: dict) -> str:

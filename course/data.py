@@ -183,7 +183,7 @@ def _try_download(dataset_cls, root: Path) -> bool:
     if not _mirrors_reachable(dataset_cls):
         return False
     raw = root / dataset_cls.__name__ / "raw"
-    existed = raw.exists()
+    existed, parent_existed = raw.exists(), raw.parent.exists()
     before = set(raw.iterdir()) if existed else set()
     old_timeout = socket.getdefaulttimeout()
     socket.setdefaulttimeout(DOWNLOAD_TIMEOUT_S)
@@ -195,9 +195,13 @@ def _try_download(dataset_cls, root: Path) -> bool:
         warnings.warn(f"Downloading {dataset_cls.__name__} failed ({err}); not using partial files.")
         if existed:
             for path in set(raw.iterdir()) - before:
-                path.unlink(missing_ok=True)
+                if path.is_dir() and not path.is_symlink():
+                    shutil.rmtree(path, ignore_errors=True)
+                else:
+                    path.unlink(missing_ok=True)
         else:
-            shutil.rmtree(raw.parent, ignore_errors=True)
+            # Only what this attempt created: a pre-existing <root>/<Name> folder keeps its other files.
+            shutil.rmtree(raw if parent_existed else raw.parent, ignore_errors=True)
         return False
     finally:
         socket.setdefaulttimeout(old_timeout)

@@ -15,6 +15,16 @@ def _check_positive(name: str, value: int) -> None:
         raise ValueError(f"{name} must be a positive int, got {value!r}")
 
 
+def _check_channels(channels: Sequence[int]) -> tuple[int, int, int]:
+    """The three channel counts of a convolutional encoder, each a positive int."""
+    channels = tuple(channels)
+    if len(channels) != 3:
+        raise ValueError(f"channels must hold 3 positive ints (one per conv layer), got {channels!r}")
+    for c in channels:
+        _check_positive("channels", c)
+    return channels
+
+
 def _check_flat(x: torch.Tensor, input_dim: int) -> torch.Tensor:
     """Accept (B, input_dim) or (B, 1, 28, 28) images; anything else is a clear error."""
     if x.dim() == 4 and x.shape[1:] == (1, IMAGE_SIZE, IMAGE_SIZE) and input_dim == INPUT_DIM:
@@ -138,9 +148,7 @@ class ConvAutoencoder(Autoencoder):
 
     def __init__(self, channels: Sequence[int] = (8, 16, 16)):
         super().__init__()
-        c1, c2, c3 = channels
-        for c in channels:
-            _check_positive("channels", c)
+        c1, c2, c3 = _check_channels(channels)
         self.latent_dim = c3
         self.conv1, self.conv2, self.conv3 = nn.Conv2d(1, c1, 3), nn.Conv2d(c1, c2, 3), nn.Conv2d(c2, c3, 3)
         self.pool = nn.MaxPool2d(2, return_indices=True)
@@ -193,9 +201,7 @@ class ConvCodeAutoencoder(Autoencoder):
 
     def __init__(self, channels: Sequence[int] = (8, 16, 16)):
         super().__init__()
-        c1, c2, c3 = channels
-        for c in channels:
-            _check_positive("channels", c)
+        c1, c2, c3 = _check_channels(channels)
         self.latent_dim = c3
         self.encoder = nn.Sequential(
             nn.Conv2d(1, c1, 3), nn.ReLU(), nn.MaxPool2d(2),  # 28 -> 26 -> 13
@@ -226,6 +232,9 @@ class PCA(Autoencoder):
     def __init__(self, latent_dim: int = 30, input_dim: int = INPUT_DIM):
         super().__init__()
         _check_positive("latent_dim", latent_dim)
+        _check_positive("input_dim", input_dim)
+        if latent_dim > input_dim:
+            raise ValueError(f"latent_dim must be at most input_dim={input_dim} for PCA, got {latent_dim}")
         self.input_dim, self.latent_dim = input_dim, latent_dim
         self.register_buffer("mean", torch.zeros(input_dim))
         self.register_buffer("components", torch.zeros(input_dim, latent_dim))

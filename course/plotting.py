@@ -91,8 +91,7 @@ def filter_grid(weights, rows: int | None = None, cols: int | None = None, ax=No
     if rows is None:
         rows = int(math.ceil(n / cols))
     fig, ax = _figure(ax, (max(3, cols * 0.35), max(3, rows * 0.35)))
-    cmap_obj = plt.get_cmap(cmap).copy()
-    cmap_obj.set_bad("white")
+    cmap_obj = plt.get_cmap(cmap).with_extremes(bad="white")
     ax.imshow(_tile(images, rows, cols), cmap=cmap_obj, vmin=0, vmax=1, interpolation="nearest")
     ax.set_axis_off()
     if title:
@@ -112,8 +111,7 @@ def kernel_grid(weight, ax=None, title: str | None = None, max_kernels: int = 25
     cols = c_out if c_in * c_out <= max_kernels else int(math.ceil(math.sqrt(len(kernels))))
     rows = int(math.ceil(len(kernels) / cols))
     fig, ax = _figure(ax, (max(2, cols * 0.4), max(2, rows * 0.4)))
-    cmap = plt.get_cmap("gray").copy()
-    cmap.set_bad("white")
+    cmap = plt.get_cmap("gray").with_extremes(bad="white")
     ax.imshow(_tile(kernels, rows, cols), cmap=cmap, vmin=0, vmax=1, interpolation="nearest")
     ax.set_axis_off()
     ax.set_title(title or f"{c_in}x{c_out} kernels of {kh}x{kw}", fontsize=9)
