@@ -19,7 +19,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="numbers (1 5) or names (02_standard_autoencoder); default all, in order")
     run.add_argument("--out", metavar="DIR", help="output folder (default runs/<timestamp>)")
     run.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
-                     help="notebook parameter for every notebook that has it; values read as papermill's -p does")
+                     help="parameter for every notebook that declares it; VALUE read as papermill's -p reads it "
+                          "(int, float, True/False/None, else text), and [...] as a JSON list")
     run.add_argument("--smoke", action="store_true", help="COURSE_SMOKE=1 for the kernels: tiny data, few steps")
     run.add_argument("--jobs", type=int, default=1, metavar="N",
                      help="notebooks run at once (04 still waits for 02, whose models it reuses)")

@@ -77,9 +77,14 @@ def select_notebooks(available: list[Path], wanted: list[str] | None) -> list[Pa
 
 
 def parse_value(text: str):
-    """A -p value read as papermill's CLI reads it: True, False, None, an int, a float, else the text."""
+    """A -p value read as papermill's CLI reads it (True, False, None, int, float, else the text), plus JSON lists."""
     if text in ("True", "False", "None"):
         return {"True": True, "False": False, "None": None}[text]
+    if text.startswith("["):
+        try:
+            return json.loads(text)
+        except ValueError:
+            pass
     for kind in (int, float):
         try:
             return kind(text)

@@ -67,6 +67,17 @@ def markdown_table(columns: list[str], rows: list[list]) -> list[str]:
     return lines
 
 
+def _compact(value) -> str:
+    """JSON of a nested value with its floats rounded like table cells."""
+    if isinstance(value, float):
+        return fmt(value)
+    if isinstance(value, list):
+        return "[" + ", ".join(_compact(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{json.dumps(str(k))}: {_compact(v)}" for k, v in value.items()) + "}"
+    return json.dumps(value)
+
+
 def results_of(metrics: dict) -> dict:
     """The results part of a metrics record: its "results" entry if it has one, else every non-run key."""
     if isinstance(metrics.get("results"), dict):
@@ -98,8 +109,10 @@ def results_markdown(stem: str, metrics: dict) -> list[str]:
     for key, value in results.items():
         if isinstance(value, list) and value and all(isinstance(row, dict) for row in value):
             lines += _row_table(stem, key, value) + [""]
+        elif isinstance(value, dict) and not any(isinstance(v, (list, dict)) for v in value.values()):
+            lines += [f"{key}:", ""] + markdown_table(["", "value"], [[k, v] for k, v in value.items()]) + [""]
         elif isinstance(value, (list, dict)):
-            lines += [f"{key}: `{json.dumps(value)}`", ""]
+            lines += [f"{key}: `{_compact(value)}`", ""]
     return lines + _original_table(stem)
 
 

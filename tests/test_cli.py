@@ -128,7 +128,8 @@ def test_cuda_without_cuda_fails_at_once(notebook_dir, tmp_path, capsys):
 
 
 def test_values_are_read_like_papermill():
-    assert [parse_value(v) for v in ("5", "1e-3", "True", "None", "cpu")] == [5, 1e-3, True, None, "cpu"]
+    values = ("5", "1e-3", "True", "None", "cpu", "[64, 128]", "[oops")
+    assert [parse_value(v) for v in values] == [5, 1e-3, True, None, "cpu", [64, 128], "[oops"]
 
 
 def test_notebooks_are_selected_by_number_or_name(tmp_path):
