@@ -139,6 +139,17 @@ class ShallowAutoencoder(Autoencoder):
         return self.encoder[0].weight.detach().view(self.hidden_dim, IMAGE_SIZE, IMAGE_SIZE)
 
 
+def _use_channels_last(module: nn.Module) -> None:
+    """Store the conv weights channels-last: the same numbers, about twice as fast on the CPU.
+
+    With 1 to 16 channels, oneDNN's (transposed) convolutions are much quicker in the NHWC layout
+    (measured with one CPU thread: 23 -> 10 ms per training step of ConvAutoencoder, 11 -> 8 ms for
+    ConvCodeAutoencoder). The layout survives .to(device) and load_state_dict, and does not change
+    the architecture, the parameters or the results.
+    """
+    module.to(memory_format=torch.channels_last)
+
+
 class ConvAutoencoder(Autoencoder):
     """The seed's convolutional autoencoder: a 16x1x1 code, decoded with the encoder's pooling indices.
 
@@ -157,6 +168,7 @@ class ConvAutoencoder(Autoencoder):
         self.deconv2 = nn.ConvTranspose2d(c2, c1, 3)
         self.deconv3 = nn.ConvTranspose2d(c1, 1, 3)
         self.relu = nn.ReLU()
+        _use_channels_last(self)
 
     def encode_with_indices(self, x: torch.Tensor) -> tuple[torch.Tensor, list]:
         """The code and, per pooling layer, (indices, size before pooling) for the decoder."""
@@ -214,6 +226,7 @@ class ConvCodeAutoencoder(Autoencoder):
             nn.ConvTranspose2d(c2, c1, 3, stride=2, padding=1, output_padding=1), nn.ReLU(),  # 7 -> 14
             nn.ConvTranspose2d(c1, 1, 3, stride=2, padding=1, output_padding=1), nn.Sigmoid(),  # 14 -> 28
         )
+        _use_channels_last(self)
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         return self.encoder(_check_images(x))  # (B, 1, 28, 28) -> (B, 16, 1, 1)
@@ -278,3 +291,45 @@ def build_model(name: str, **kwargs) -> Autoencoder:
     if name not in MODELS:
         raise ValueError(f"model must be one of {', '.join(MODELS)}, got {name!r}")
     return MODELS[name](**kwargs)
+
+
+class StandardisedCode(Autoencoder):
+    """A trained model seen through standardised codes: u = (z - mean) / std, per code dimension.
+
+    A linear code has no natural scale (the encoder could multiply it by 10 and the decoder divide
+    by 10 without changing a single reconstruction), so noise added to a raw code means little by
+    itself. Through this view, noise of std 1 on u is noise as large as the spread of the codes.
+    It wraps the model (no copy, no new parameters): encode(x) -> u, decode(u) -> x_hat.
+    """
+
+    def __init__(self, model: Autoencoder, mean: torch.Tensor, std: torch.Tensor):
+        super().__init__()
+        mean, std = torch.as_tensor(mean, dtype=torch.float32), torch.as_tensor(std, dtype=torch.float32)
+        if mean.dim() != 1 or mean.shape != std.shape:
+            raise ValueError(f"mean and std must be 1-D of the same length, got {tuple(mean.shape)} and {tuple(std.shape)}")
+        if not bool((std > 0).all()):
+            raise ValueError("std must be > 0 in every code dimension")
+        self.model = model
+        self.register_buffer("mean", mean.clone())
+        self.register_buffer("std", std.clone())
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        z = self.model.encode(x)
+        return (z - self.mean.to(z.device)) / self.std.to(z.device)
+
+    def decode(self, u: torch.Tensor) -> torch.Tensor:
+        return self.model.decode(u * self.std.to(u.device) + self.mean.to(u.device))
+
+
+@torch.no_grad()
+def standardise_codes(model: Autoencoder, x: torch.Tensor, batch_size: int = 2048) -> StandardisedCode:
+    """`model` seen through codes standardised with the mean and std of its codes of the images x."""
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    z = torch.cat([model.encode(x[i:i + batch_size].to(device)).reshape(min(batch_size, x.shape[0] - i), -1).cpu()
+                   for i in range(0, x.shape[0], batch_size)])
+    model.train(was_training)
+    if z.shape[0] < 2:
+        raise ValueError(f"x must hold at least 2 images to measure the spread of the codes, got {z.shape[0]}")
+    return StandardisedCode(model, z.mean(0), z.std(0)).to(device).eval()
