@@ -107,15 +107,31 @@ def split_parameters(notebooks: list[Path], parameters: dict) -> dict[Path, dict
     return {path: {k: v for k, v in parameters.items() if k in declared[path]} for path in notebooks}
 
 
-def export_html(notebook: Path) -> str:
-    """Write <notebook>.html next to it with nbconvert's HTMLExporter; return its file name."""
+def export_html(notebook: Path) -> Path:
+    """Write <notebook>.html next to it with nbconvert's HTMLExporter; return its path."""
     import nbformat
     from nbconvert import HTMLExporter
 
     body, _ = HTMLExporter().from_notebook_node(nbformat.read(notebook, as_version=4))
     html = notebook.with_suffix(".html")
     html.write_text(body, encoding="utf-8")
-    return html.name
+    return html
+
+
+def _files(task: Task) -> dict[str, Path]:
+    executed = task.out / task.path.name
+    return {"output": executed, "html": executed.with_suffix(".html"),
+            "metrics_file": task.out / f"{task.path.stem}.metrics.json"}
+
+
+def _record(task: Task, status: str, wall: float = 0.0, error: dict | None = None) -> dict:
+    """What summary.json says of one notebook: status, time, files written, metrics, error, references."""
+    files = _files(task)
+    found = {key: path.name if status != "skipped" and path.exists() else None for key, path in files.items()}
+    metrics = json.loads(files["metrics_file"].read_text()) if found["metrics_file"] else None
+    return {"notebook": task.path.stem, "status": status, "wall_seconds": round(wall, 2),
+            "parameters": task.parameters, **found, "metrics": metrics, "error": error,
+            "references": references(task.path.stem)}
 
 
 def execute(task: Task) -> dict:
@@ -123,39 +139,26 @@ def execute(task: Task) -> dict:
     import papermill
     from papermill.exceptions import PapermillExecutionError
 
-    stem = task.path.stem
-    output = task.out / task.path.name
-    metrics_path = task.out / f"{stem}.metrics.json"
-    metrics_path.unlink(missing_ok=True)  # never report a previous run's numbers
+    files = _files(task)
+    for path in files.values():
+        path.unlink(missing_ok=True)  # never report what a previous run left in the same folder
     error = None
     start = time.perf_counter()
     try:
-        papermill.execute_notebook(task.path, output, parameters=task.parameters, kernel_name=KERNEL_NAME,
-                                   progress_bar=False, cwd=task.cwd)
+        papermill.execute_notebook(task.path, files["output"], parameters=task.parameters,
+                                   kernel_name=KERNEL_NAME, progress_bar=False, cwd=task.cwd)
     except PapermillExecutionError as err:
         error = {"cell": err.exec_count, "cell_index": err.cell_index, "ename": err.ename, "evalue": err.evalue}
     except Exception as err:  # kernel death, unreadable notebook...: recorded, the batch goes on
         error = {"cell": None, "cell_index": None, "ename": type(err).__name__, "evalue": str(err)}
     wall = time.perf_counter() - start
-    html = export_html(output) if output.exists() else None
-    return {
-        "notebook": stem,
-        "status": "failed" if error else "ok",
-        "wall_seconds": round(wall, 2),
-        "parameters": task.parameters,
-        "output": output.name if output.exists() else None,
-        "html": html,
-        "metrics_file": metrics_path.name if metrics_path.exists() else None,
-        "metrics": json.loads(metrics_path.read_text()) if metrics_path.exists() else None,
-        "error": error,
-        "references": references(stem),
-    }
-
-
-def _skipped(task: Task) -> dict:
-    return {"notebook": task.path.stem, "status": "skipped", "wall_seconds": 0.0, "parameters": task.parameters,
-            "output": None, "html": None, "metrics_file": None, "metrics": None,
-            "error": None, "references": references(task.path.stem)}
+    if files["output"].exists():
+        try:
+            export_html(files["output"])
+        except Exception as err:  # an export bug must not hide the other notebooks' results
+            error = error or {"cell": None, "cell_index": None, "ename": type(err).__name__,
+                              "evalue": f"HTML export failed: {err}"}
+    return _record(task, "failed" if error else "ok", wall, error)
 
 
 def _executor(jobs: int) -> Executor:
@@ -190,7 +193,7 @@ def schedule(tasks: list[Task], jobs: int, fail_fast: bool, progress: Callable[[
                 records[stem] = future.result()
                 progress(_progress_line(number[stem], len(tasks), records[stem]))
                 if fail_fast and records[stem]["status"] == "failed":
-                    records.update({s: _skipped(by_stem[s]) for s in pending})
+                    records.update({s: _record(by_stem[s], "skipped") for s in pending})
                     pending.clear()
     return [records[stem] for stem in by_stem]
 

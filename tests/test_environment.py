@@ -3,12 +3,16 @@ from __future__ import annotations
 
 import os
 import re
-import tomllib
 
 import pytest
 import yaml
 
 from course.config import repo_root
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    tomllib = pytest.importorskip("tomli")
 
 ROOT = repo_root()
 CONDA_FILES = ("environment.yml", "binder/environment.yml")
