@@ -169,6 +169,19 @@ def _evaluate(model: nn.Module, x_in: torch.Tensor, target: torch.Tensor, penalt
     return (mse_sum + penalty_sum) / n, mse_sum / n
 
 
+def _adam(model: nn.Module, lr: float) -> torch.optim.Adam:
+    """Adam with its fused kernel where this torch has one for the device, else the default (foreach) one.
+
+    With batches of 64 the optimizer step is a large share of each training step; the fused kernel updates
+    each parameter in one pass instead of through a dozen separate foreach ops.
+    """
+    params = list(model.parameters())
+    try:
+        return torch.optim.Adam(params, lr=lr, fused=True)
+    except RuntimeError:  # torch < 2.4 on CPU, or a device without the fused kernel
+        return torch.optim.Adam(params, lr=lr)
+
+
 def fit(model: nn.Module, data: DigitData, epochs: int, lr: float = 1e-3, batch_size: int = 64,
         device: str | torch.device = "auto", seed: int = 0,
         corruption: Callable | None = None, penalty: Callable | None = None,
@@ -194,7 +207,7 @@ def fit(model: nn.Module, data: DigitData, epochs: int, lr: float = 1e-3, batch_
     noise_gen = torch.Generator(device=device).manual_seed(seed + 1)
     x_val_in = x_val if corruption is None else corruption(
         x_val, torch.Generator(device=device).manual_seed(VAL_NOISE_SEED))
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    optimizer = _adam(model, lr)
     history = History()
     best_state, best_loss = None, math.inf
     n = x_train.shape[0]
@@ -206,7 +219,7 @@ def fit(model: nn.Module, data: DigitData, epochs: int, lr: float = 1e-3, batch_
         order = torch.randperm(n, generator=shuffle_gen).to(device)
         total = torch.zeros((), device=device)
         for first in range(0, n, batch_size):
-            target = x_train[order[first:first + batch_size]]
+            target = x_train.index_select(0, order[first:first + batch_size])
             x = target if corruption is None else corruption(target, noise_gen)
             z, x_hat = model(x)
             loss = _reconstruction_loss(x_hat, target)
