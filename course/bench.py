@@ -40,6 +40,7 @@ class BenchResult:
     course_seconds: float
     epochs: int
     train_size: int
+    val_size: int
     data_source: str
     dataset: str
     device: str
@@ -56,31 +57,42 @@ def default_dataset() -> str:
     return "mnist" if present else "fashion-mnist"
 
 
+def _uint8_images(x: torch.Tensor) -> torch.Tensor:
+    # the raw pixels a torchvision dataset holds: (N, 28, 28) uint8
+    return (x * 255).round().to(torch.uint8).view(-1, 28, 28)
+
+
 def seed_style_fit(data: DigitData, epochs: int, device: torch.device, seed: int) -> float:
-    """Train like the original notebook: Dataset + ToTensor + DataLoader, flatten per batch; return seconds."""
+    """Train and validate like the original notebook (Dataset + ToTensor + DataLoader, flatten per batch); seconds."""
     set_seed(seed)
     model = deep_autoencoder().to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=LR)
-    images = (data.train.x * 255).round().to(torch.uint8).view(-1, 28, 28)
-    loader = DataLoader(SeedStyleImages(images), batch_size=BATCH_SIZE, shuffle=True)
+    train_loader = DataLoader(SeedStyleImages(_uint8_images(data.train.x)), batch_size=BATCH_SIZE, shuffle=True)
+    val_loader = DataLoader(SeedStyleImages(_uint8_images(data.val.x)), batch_size=BATCH_SIZE)
     criterion = torch.nn.MSELoss()
     start = time.perf_counter()
     for _ in range(epochs):
         model.train()
-        running_loss = 0.0
-        for x in loader:
+        train_loss = 0.0
+        for x in train_loader:
             x = x.view(x.size(0), -1).to(device)
             _, x_hat = model(x)
             loss = criterion(x_hat, x)
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
-            running_loss += loss.item() * x.size(0)
+            train_loss += loss.item() * x.size(0)
+        model.eval()
+        val_loss = 0.0
+        with torch.no_grad():
+            for x in val_loader:
+                x = x.view(x.size(0), -1).to(device)
+                val_loss += criterion(model(x)[1], x).item() * x.size(0)
     return time.perf_counter() - start
 
 
 def course_fit(data: DigitData, epochs: int, device: torch.device, seed: int) -> float:
-    """Train with course.training.fit (validation pass included); return seconds."""
+    """Train and validate with course.training.fit; return seconds."""
     set_seed(seed)
     model = deep_autoencoder()
     start = time.perf_counter()
@@ -96,16 +108,18 @@ def run_bench(dataset: str | None = None, device: str = "auto", epochs: int = 1,
     data = load_data(dataset or default_dataset(), seed=seed)
     seed_seconds = seed_style_fit(data, epochs, resolved, seed)
     course_seconds = course_fit(data, epochs, resolved, seed)
-    return BenchResult(seed_seconds, course_seconds, epochs, len(data.train), data.source, data.dataset,
-                       str(resolved))
+    return BenchResult(seed_seconds, course_seconds, epochs, len(data.train), len(data.val), data.source,
+                       data.dataset, str(resolved))
 
 
 def format_result(result: BenchResult) -> str:
     """The lines `python -m course bench` prints."""
     per = f"{result.epochs} epoch{'s' if result.epochs > 1 else ''}"
     return "\n".join([
-        f"data: {result.dataset} from {result.data_source}, {result.train_size:,} training images; "
-        f"device {result.device}; {torch.get_num_threads()} threads; batch {BATCH_SIZE}, Adam lr {LR}",
+        f"data: {result.dataset} from {result.data_source}, {result.train_size:,} training and "
+        f"{result.val_size:,} validation images; device {result.device}, {torch.get_num_threads()} threads",
+        f"deep autoencoder 784-512-256-128-30-128-256-784, batch {BATCH_SIZE}, Adam lr {LR}; "
+        "an epoch is a training pass and a validation pass in both loops",
         f"seed-style loop (Dataset + ToTensor + DataLoader): {result.seed_seconds:7.2f} s for {per}",
         f"course trainer (course.training.fit):             {result.course_seconds:7.2f} s for {per}",
         f"speed-up: {result.speedup:.2f}x",

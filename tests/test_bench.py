@@ -20,5 +20,5 @@ def test_both_loops_train_and_time(make_subset, tiny):
 
 
 def test_report_names_both_times_the_ratio_and_the_data():
-    text = format_result(BenchResult(6.0, 2.0, 1, 50_000, "debian-package", "fashion-mnist", "cpu"))
+    text = format_result(BenchResult(6.0, 2.0, 1, 50_000, 10_000, "debian-package", "fashion-mnist", "cpu"))
     assert "6.00 s" in text and "2.00 s" in text and "3.00x" in text and "debian-package" in text
