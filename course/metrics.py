@@ -193,3 +193,20 @@ def nearest_neighbour_mse(x: torch.Tensor, reference: torch.Tensor, batch_size: 
         d = (q ** 2).sum(1, keepdim=True) + ref_sq - 2 * q @ reference.T
         out.append(d.min(1).values.clamp_min(0) / x.shape[1])
     return torch.cat(out)
+
+
+def filter_roughness(weights: torch.Tensor) -> torch.Tensor:
+    """How grainy each 28x28 filter is: (units,), 0 for a constant filter, larger for finer texture.
+
+    The energy of the differences between horizontally and vertically neighbouring weights,
+    divided by the filter's own energy (sum of squared weights): a smooth, broad template scores
+    low, a filter of fine speckle high. `weights` is (units, 784) or (units, 28, 28).
+    """
+    f = weights.detach().float().cpu()
+    side = int(round(f[0].numel() ** 0.5))
+    if side * side != f[0].numel():
+        raise ValueError(f"filters must be square images, got {f[0].numel()} weights each")
+    f = f.reshape(f.shape[0], side, side)
+    dx = (f[:, :, 1:] - f[:, :, :-1]).pow(2).sum(dim=(1, 2))
+    dy = (f[:, 1:, :] - f[:, :-1, :]).pow(2).sum(dim=(1, 2))
+    return (dx + dy) / f.pow(2).sum(dim=(1, 2)).clamp_min(1e-12)

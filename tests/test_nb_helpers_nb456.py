@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from course.metrics import (_pool_window_position, class_template_similarity, nearest_neighbour_mse,
+from course.metrics import (_pool_window_position, class_template_similarity, filter_roughness, nearest_neighbour_mse,
                             per_image_mse, pooling_index_bits, reconstruction_mse, unpooling_ablation)
 from course.models import (ConvAutoencoder, ConvCodeAutoencoder, StandardisedCode, manifold_autoencoder,
                            standardise_codes)
@@ -134,3 +134,16 @@ def test_conv_models_store_weights_channels_last_without_changing_results(cls, i
     fresh.load_state_dict(model.state_dict())
     with torch.no_grad():
         assert torch.equal(fresh(images)[1], model(images)[1])
+
+
+def test_filter_roughness_orders_smooth_below_grainy():
+    yy, xx = torch.meshgrid(torch.arange(28.0), torch.arange(28.0), indexing="ij")
+    smooth = torch.exp(-((yy - 14) ** 2 + (xx - 14) ** 2) / 50)
+    checker = ((yy + xx) % 2) * 2 - 1
+    rough = filter_roughness(torch.stack([smooth, checker, torch.ones(28, 28)]).reshape(3, 784))
+    assert rough.shape == (3,)
+    assert float(rough[2]) == 0.0
+    assert float(rough[0]) < 0.1 < float(rough[1])
+    assert float(rough[1]) == pytest.approx(4 * 2 * 27 * 28 / 784)  # every neighbour pair differs by 2
+    with pytest.raises(ValueError, match="square"):
+        filter_roughness(torch.rand(2, 10))
