@@ -88,4 +88,4 @@ def test_readme_shows_the_two_commands_and_the_binder_badge():
     readme = (ROOT / "README.md").read_text()
     assert "make course" in readme and "make test" in readme
     assert "mybinder.org/v2/gh/" in readme and "urlpath=lab/tree/notebooks/01_pca_vs_autoencoder.ipynb" in readme
-    assert "<!-- results -->" in readme
+    assert "## Results" in readme
