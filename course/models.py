@@ -6,6 +6,8 @@ from typing import Sequence
 import torch
 from torch import nn
 
+from course.metrics import codes
+
 IMAGE_SIZE = 28
 INPUT_DIM = IMAGE_SIZE * IMAGE_SIZE
 
@@ -324,12 +326,7 @@ class StandardisedCode(Autoencoder):
 @torch.no_grad()
 def standardise_codes(model: Autoencoder, x: torch.Tensor, batch_size: int = 2048) -> StandardisedCode:
     """`model` seen through codes standardised with the mean and std of its codes of the images x."""
-    was_training = model.training
-    model.eval()
-    device = next(model.parameters()).device
-    z = torch.cat([model.encode(x[i:i + batch_size].to(device)).reshape(min(batch_size, x.shape[0] - i), -1).cpu()
-                   for i in range(0, x.shape[0], batch_size)])
-    model.train(was_training)
+    z = codes(model, x, batch_size)
     if z.shape[0] < 2:
         raise ValueError(f"x must hold at least 2 images to measure the spread of the codes, got {z.shape[0]}")
-    return StandardisedCode(model, z.mean(0), z.std(0)).to(device).eval()
+    return StandardisedCode(model, z.mean(0), z.std(0)).to(next(model.parameters()).device).eval()
