@@ -10,7 +10,8 @@ from torch import nn
 ACTIVE_THRESHOLD = 0.0
 
 
-def _model_device(model: nn.Module) -> torch.device:
+def model_device(model: nn.Module) -> torch.device:
+    """The device of the model's first parameter or buffer (the CPU for an empty model)."""
     tensor = next(iter(model.parameters()), None)
     if tensor is None:
         tensor = next(iter(model.buffers()), None)
@@ -21,7 +22,7 @@ def _model_device(model: nn.Module) -> torch.device:
 def _batches(model: nn.Module, x: torch.Tensor, batch_size: int, corruption: Callable | None, seed: int):
     """Yield (clean x, z, x_hat) batch by batch, in evaluation mode, on the model's device."""
     model.eval()
-    device = _model_device(model)
+    device = model_device(model)
     generator = torch.Generator(device=device).manual_seed(seed)
     for start in range(0, x.shape[0], batch_size):
         clean = x[start:start + batch_size].to(device)
@@ -97,7 +98,7 @@ def pooling_index_bits(model: nn.Module, x: torch.Tensor, batch_size: int = 2048
     if not hasattr(model, "encode_with_indices"):
         raise ValueError(f"{type(model).__name__} has no encode_with_indices: it does not unpool with indices")
     model.eval()
-    device = _model_device(model)
+    device = model_device(model)
     counts: list[torch.Tensor] | None = None
     shapes: list[tuple] = []
     for start in range(0, x.shape[0], batch_size):
@@ -131,7 +132,7 @@ def unpooling_ablation(model: nn.Module, x: torch.Tensor, seed: int = 0, batch_s
     if not hasattr(model, "encode_with_indices"):
         raise ValueError(f"{type(model).__name__} has no encode_with_indices: it does not unpool with indices")
     model.eval()
-    device = _model_device(model)
+    device = model_device(model)
     n = x.shape[0]
     mean_code = codes(model, x, batch_size).mean(0).to(device)
     other = torch.randperm(n, generator=torch.Generator().manual_seed(seed))

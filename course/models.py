@@ -6,7 +6,7 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from course.metrics import codes
+from course.metrics import codes, model_device
 
 IMAGE_SIZE = 28
 INPUT_DIM = IMAGE_SIZE * IMAGE_SIZE
@@ -329,4 +329,4 @@ def standardise_codes(model: Autoencoder, x: torch.Tensor, batch_size: int = 204
     z = codes(model, x, batch_size)
     if z.shape[0] < 2:
         raise ValueError(f"x must hold at least 2 images to measure the spread of the codes, got {z.shape[0]}")
-    return StandardisedCode(model, z.mean(0), z.std(0)).to(next(model.parameters()).device).eval()
+    return StandardisedCode(model, z.mean(0), z.std(0)).to(model_device(model)).eval()

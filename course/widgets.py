@@ -18,7 +18,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from torch import nn
 
-from course.metrics import _model_device, mse
+from course.metrics import model_device, mse
 from course.models import IMAGE_SIZE, INPUT_DIM
 from course.plotting import reconstruction_rows
 from course.training import CORRUPTIONS, make_corruption
@@ -95,7 +95,7 @@ def _run(model: nn.Module, x: torch.Tensor, step: Callable) -> torch.Tensor:
     was_training = model.training
     model.eval()
     try:
-        out = step(model, x.to(_model_device(model)))
+        out = step(model, x.to(model_device(model)))
     finally:
         model.train(was_training)
     return out.reshape(out.shape[0], -1).cpu().float()
