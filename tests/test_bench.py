@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import torch
 
-from course.bench import BenchResult, SeedStyleImages, course_fit, format_result, seed_style_fit
+from course.tools.bench import BenchResult, SeedStyleImages, course_fit, format_result, seed_style_fit
 
 
 def test_seed_style_dataset_serves_the_same_pixels(tiny):

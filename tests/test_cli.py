@@ -11,10 +11,10 @@ import nbformat
 import pytest
 import torch
 
-from course.__main__ import main
-from course.batch import parse_value, select_notebooks
+from course.tools.cli import main
+from course.tools.batch import parse_value, select_notebooks
 from course.config import repo_root
-from course.report import summary_markdown
+from course.tools.report import summary_markdown
 
 PARAMETERS = "device = 'auto'\noutput_dir = ''\nseed = 0\n"
 # Writes a small metrics file the way course.notebook.write_metrics does, plus what the test checks.

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Callable
 
 from course.config import repo_root, resolve_device
-from course.report import error_text, references, write_summary
+from course.tools.report import error_text, references, write_summary
 
 # The kernel named "python3" runs on the interpreter that runs this command (jupyter_client's rule).
 KERNEL_NAME = "python3"
