@@ -4,24 +4,27 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-ORIGINAL_TRAIN10 = "original (10 training digits)"
-HINTON_2006 = "Hinton & Salakhutdinov 2006 (test set)"
+from course import references as ref
 
 # Scalar results, by notebook stem and key: {reference label: value}.
 SCALAR_REFERENCES = {
     "01_pca_vs_autoencoder": {
-        "pca_test_mse": {ORIGINAL_TRAIN10: 0.0185, HINTON_2006: 0.0177},
-        "autoencoder_test_mse": {ORIGINAL_TRAIN10: 0.0106, HINTON_2006: 0.0038},
+        "pca_test_mse": {r.label: r.value for r in ref.PCA_30.values()},
+        "autoencoder_test_mse": {r.label: r.value for r in ref.AUTOENCODER_30.values()},
     },
     "05_manifold_learning": {
-        "manifold_test_mse": {"original (validation, 15 epochs)": 0.0229},
+        "manifold_test_mse": {ref.MANIFOLD_VALIDATION_MSE.label: ref.MANIFOLD_VALIDATION_MSE.value},
+    },
+    "07_variational_autoencoder": {
+        "vae_test_neg_elbo_nats": {
+            f"literature range, nats/image ({ref.VAE_LITERATURE})": "{:g} to {:g}".format(*ref.VAE_NEG_ELBO_NATS)},
     },
 }
 
 # Row results, by notebook stem and key: (column to match, reference label, {match value: reference}).
 ROW_REFERENCES = {
     "02_standard_autoencoder": {
-        "hidden_sizes": ("hidden_dim", "original (validation, 15 epochs)", {64: 0.0048, 128: 0.0019, 256: 0.0011}),
+        "hidden_sizes": ("hidden_dim", ref.ORIGINAL_VALIDATION, dict(ref.SHALLOW_VALIDATION_MSE)),
     },
 }
 
@@ -31,12 +34,12 @@ ORIGINAL_TABLES = {
         "caption": "Original assignment (penalty = lambda * SUM of |h| over units and batch, so not comparable "
                    "lambda for lambda; from 1e-4 every unit died and the output was the mean digit):",
         "columns": ["lambda", "average activation", "MSE"],
-        "rows": [[0, 0.629, 0.00085], [1e-5, 0.0101, 0.011], [1e-4, 0.0, 0.067], [1e-3, 0.0, 0.067]],
+        "rows": [list(row) for row in ref.SPARSE_ORIGINAL],
     },
     "06_convolutional_autoencoder": {
         "caption": "Original assignment (decoder with the encoder's unpooling indices, 16-number code, 20 epochs):",
         "columns": ["measured on", "MSE"],
-        "rows": [["validation set", 0.0078], ["10 training digits", 0.0083]],
+        "rows": [[r.measured_on, r.value] for r in ref.CONV_UNPOOL.values()],
     },
 }
 
