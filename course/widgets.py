@@ -18,8 +18,8 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from torch import nn
 
-from course.metrics import model_device, mse
-from course.models import IMAGE_SIZE, INPUT_DIM
+from course.metrics import mse
+from course.models import IMAGE_SIZE, INPUT_DIM, batched
 from course.plotting import reconstruction_rows
 from course.training import CORRUPTIONS, make_corruption
 
@@ -89,15 +89,9 @@ def _generator(*keys: int) -> torch.Generator:
     return torch.Generator().manual_seed(int(state[0]) << 32 | int(state[1]))
 
 
-@torch.no_grad()
 def _run(model: nn.Module, x: torch.Tensor, step: Callable) -> torch.Tensor:
     """step(model, x on the model's device) in eval mode under no_grad; the result as (B, 784) on the CPU."""
-    was_training = model.training
-    model.eval()
-    try:
-        out = step(model, x.to(model_device(model)))
-    finally:
-        model.train(was_training)
+    out = torch.cat([result for _, result in batched(model, x, step, batch_size=max(1, x.shape[0]))])
     return out.reshape(out.shape[0], -1).cpu().float()
 
 

@@ -8,7 +8,7 @@ from torch import nn
 
 from course.metrics import (_pool_window_position, class_template_similarity, filter_roughness, nearest_neighbour_mse,
                             per_image_mse, pooling_index_bits, reconstruction_mse, unpooling_ablation)
-from course.models import (ConvAutoencoder, ConvCodeAutoencoder, StandardisedCode, manifold_autoencoder,
+from course.models import (ConvAutoencoder, ConvCodeAutoencoder, StandardisedCode, small_autoencoder,
                            standardise_codes)
 from course.training import GaussianNoise
 
@@ -64,7 +64,7 @@ def test_unpooling_ablation_matches_the_plain_reconstruction(images):
 
 def test_per_image_mse_averages_to_the_test_mse(images):
     torch.manual_seed(0)
-    model = manifold_autoencoder()
+    model = small_autoencoder()
     errors = per_image_mse(model, images, batch_size=16)
     assert errors.shape == (40,)
     assert float(errors.mean()) == pytest.approx(reconstruction_mse(model, images), rel=1e-5)
@@ -98,7 +98,7 @@ def test_nearest_neighbour_mse():
 
 def test_standardised_codes_have_unit_spread_and_decode_the_same(images):
     torch.manual_seed(0)
-    model = manifold_autoencoder().eval()
+    model = small_autoencoder().eval()
     view = standardise_codes(model, images, batch_size=16)
     assert isinstance(view, StandardisedCode)
     with torch.no_grad():
@@ -110,7 +110,7 @@ def test_standardised_codes_have_unit_spread_and_decode_the_same(images):
 
 
 def test_standardised_code_rejects_bad_scales():
-    model = manifold_autoencoder()
+    model = small_autoencoder()
     with pytest.raises(ValueError, match="> 0"):
         StandardisedCode(model, torch.zeros(8), torch.zeros(8))
     with pytest.raises(ValueError, match="same length"):

@@ -59,11 +59,14 @@ def test_sample_sizes_types_and_range(sample):
     assert float(sample.train.x.max()) == 1.0  # scaled by 255, not left in 0..255 nor squashed
 
 
-def test_sample_images_view_shares_the_flat_pixels(sample):
-    images = sample.test.images
+def test_images_are_held_once_as_uint8_and_converted_on_use(sample):
+    assert sample.test.pixels.dtype == torch.uint8 and sample.test.pixels.shape == (1000, 784)
+    x, images = sample.test.x, sample.test.images
+    assert x.dtype == torch.float32 and float(x.min()) >= 0 and float(x.max()) <= 1
+    assert torch.equal(x * 255, sample.test.pixels.float())
     assert images.shape == (1000, 1, 28, 28)
-    assert images.data_ptr() == sample.test.x.data_ptr()
-    assert torch.equal(images[3, 0, 5], sample.test.x[3, 5 * 28:6 * 28])
+    assert torch.equal(images[3, 0, 5], x[3, 5 * 28:6 * 28])
+    assert torch.equal(sample.test.take(slice(2, 5)), x[2:5]) and sample.test.take(7).shape == (1, 784)
 
 
 def test_sample_test_set_is_balanced_and_apart(sample):
@@ -281,12 +284,12 @@ def test_smoke_shrinks_every_split(monkeypatch, tmp_path, sample, mnist_files):
     full = load_data(data_root=tmp_path)
     assert (len(full.train), len(full.val), len(full.test)) == (1000, 200, 600)
     monkeypatch.setenv("COURSE_SMOKE", "1")
-    small = load_data(data_root=tmp_path)
+    assert len(load_data(data_root=tmp_path).train) == 1000  # the library never reads the switch itself
+    small = load_data(data_root=tmp_path, smoke=True)
     assert (len(small.train), len(small.val), len(small.test)) == (
         SMOKE_SIZES["train"], SMOKE_SIZES["val"], SMOKE_SIZES["test"])
     assert small.smoke and small.info()["smoke"] is True and "COURSE_SMOKE" in small.describe()
     assert torch.equal(small.train.x, full.train.x[:SMOKE_SIZES["train"]])
-    assert len(load_data(data_root=tmp_path, smoke=False).train) == 1000  # the argument wins
 
 
 def test_unknown_dataset_is_an_error_naming_it():

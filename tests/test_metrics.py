@@ -58,12 +58,13 @@ def test_reconstruction_mse_with_corruption_scores_against_the_clean_images():
     assert a != reconstruction_mse(Scaled(1.0), x * 0.5, corruption=noisy, seed=2)
 
 
-def test_reconstruction_mse_leaves_the_weights_alone(tiny):
-    model = ShallowAutoencoder(hidden_dim=8)
+@pytest.mark.parametrize("training", [True, False])
+def test_reconstruction_mse_leaves_the_weights_and_the_mode_alone(tiny, training):
+    model = ShallowAutoencoder(hidden_dim=8).train(training)
     before = {k: v.clone() for k, v in model.state_dict().items()}
     reconstruction_mse(model, tiny.test.x[:20])
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
-    assert not model.training
+    assert model.training is training
 
 
 def test_codes_are_flat_and_cover_every_image(tiny):

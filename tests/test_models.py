@@ -7,13 +7,13 @@ from torch import nn
 
 from course.metrics import mse, reconstruction_mse
 from course.models import (MODELS, PCA, ConvAutoencoder, ConvCodeAutoencoder, MLPAutoencoder, ShallowAutoencoder,
-                           build_model, deep_autoencoder, manifold_autoencoder)
+                           build_model, deep_autoencoder, small_autoencoder)
 
 # name -> (builder, code shape per image, output is an image (B, 1, 28, 28) rather than flat (B, 784))
 ARCHITECTURES = {
     "deep": (lambda: deep_autoencoder(), (30,), False),
     "deep-2d": (lambda: deep_autoencoder(latent_dim=2), (2,), False),
-    "manifold": (lambda: manifold_autoencoder(), (8,), False),
+    "small": (lambda: small_autoencoder(), (8,), False),
     "mlp": (lambda: MLPAutoencoder(hidden_dims=(32, 16), latent_dim=4), (4,), False),
     "shallow": (lambda: ShallowAutoencoder(hidden_dim=64), (64,), False),
     "conv-unpool": (lambda: ConvAutoencoder(), (16, 1, 1), True),
@@ -84,7 +84,7 @@ def test_syllabus_layer_sizes():
         (784, 512), (512, 256), (256, 128), (128, 30), (30, 128), (128, 256), (256, 784)]
     # the code is linear: no activation after the encoder's last layer
     assert isinstance(deep.encoder[-1], nn.Linear)
-    manifold = manifold_autoencoder()
+    manifold = small_autoencoder()
     assert [(m.in_features, m.out_features) for m in manifold.modules() if isinstance(m, nn.Linear)] == [
         (784, 64), (64, 8), (8, 64), (64, 784)]
     conv = ConvAutoencoder()
@@ -118,7 +118,7 @@ def test_reconstruct_keeps_shape_and_mode(name, batch):
 
 
 @pytest.mark.parametrize("name, kwargs, shape", [
-    ("deep", {"latent_dim": 5}, (5,)), ("manifold", {}, (8,)), ("mlp", {"hidden_dims": [20], "latent_dim": 3}, (3,)),
+    ("deep", {"latent_dim": 5}, (5,)), ("small", {}, (8,)), ("mlp", {"hidden_dims": [20], "latent_dim": 3}, (3,)),
     ("shallow", {"hidden_dim": 7}, (7,)), ("conv-unpool", {}, (16, 1, 1)),
     ("conv-code", {"channels": (4, 6, 10)}, (10, 1, 1)),
 ])
@@ -128,14 +128,14 @@ def test_build_model_by_name(name, kwargs, shape, batch):
 
 
 def test_registry_lists_every_syllabus_model():
-    assert set(MODELS) == {"deep", "manifold", "mlp", "shallow", "conv-unpool", "conv-code"}
+    assert set(MODELS) == {"deep", "small", "mlp", "shallow", "conv-unpool", "conv-code", "vae"}
 
 
 # --- bad inputs name the parameter ---------------------------------------------------------------
 
 def test_unknown_model_name_is_an_error_naming_it():
     with pytest.raises(ValueError, match="model must be one of"):
-        build_model("vae")
+        build_model("transformer")
 
 
 @pytest.mark.parametrize("build, name", [
@@ -143,13 +143,13 @@ def test_unknown_model_name_is_an_error_naming_it():
     (lambda: ShallowAutoencoder(hidden_dim=-3), "hidden_dim"),
     (lambda: ShallowAutoencoder(hidden_dim=2.5), "hidden_dim"),
     (lambda: build_model("shallow", hidden_dim=0), "hidden_dim"),
-    (lambda: manifold_autoencoder(hidden_dim=0), "hidden_dims"),
+    (lambda: small_autoencoder(hidden_dim=0), "hidden_dims"),
     (lambda: MLPAutoencoder(hidden_dims=(32, 0)), "hidden_dims"),
     (lambda: MLPAutoencoder(hidden_dims=(True,)), "hidden_dims"),
     (lambda: MLPAutoencoder(decoder_dims=(0,)), "decoder_dims"),
     (lambda: MLPAutoencoder(latent_dim=0), "latent_dim"),
     (lambda: deep_autoencoder(latent_dim=0), "latent_dim"),
-    (lambda: manifold_autoencoder(latent_dim=0), "latent_dim"),
+    (lambda: small_autoencoder(latent_dim=0), "latent_dim"),
     (lambda: PCA(latent_dim=0), "latent_dim"),
     (lambda: PCA(latent_dim=785), "latent_dim"),
     (lambda: ConvAutoencoder(channels=(8, 0, 16)), "channels"),

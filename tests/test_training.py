@@ -9,7 +9,7 @@ import torch
 from course.config import set_seed
 from course.data import DigitData, Split
 from course.metrics import activation_stats, mse, reconstruction_mse
-from course.models import ConvAutoencoder, ConvCodeAutoencoder, ShallowAutoencoder, deep_autoencoder, manifold_autoencoder
+from course.models import ConvAutoencoder, ConvCodeAutoencoder, ShallowAutoencoder, deep_autoencoder, small_autoencoder
 from course.training import (VAL_NOISE_SEED, GaussianNoise, History, KLSparsity, L1Penalty, MaskingNoise,
                              SaltAndPepper, fit, make_corruption)
 
@@ -198,7 +198,7 @@ def test_zero_epochs_changes_nothing(tiny, same_weights):
     assert same_weights(model, reference)
 
 
-@pytest.mark.parametrize("build", [deep_autoencoder, manifold_autoencoder, ConvAutoencoder, ConvCodeAutoencoder],
+@pytest.mark.parametrize("build", [deep_autoencoder, small_autoencoder, ConvAutoencoder, ConvCodeAutoencoder],
                          ids=lambda b: b.__name__)
 def test_trainer_fits_every_kind_of_model(build, tiny, make_subset):
     small = make_subset(tiny, 128, 32, 32)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from course.models import ConvAutoencoder, ConvCodeAutoencoder, ShallowAutoencoder, manifold_autoencoder
+from course.models import ConvAutoencoder, ConvCodeAutoencoder, ShallowAutoencoder, small_autoencoder
 from course.widgets import (CorruptionExplorer, LatentExplorer, corruption_explorer, interpolation,
                             interpolation_figure, latent_explorer)
 
@@ -161,7 +161,7 @@ def test_a_failure_while_building_raises():
 def test_many_updates_leave_no_figures_open(models, x):
     plt.close("all")
     ex = corruption_explorer(*models, x)
-    lat = latent_explorer(manifold_autoencoder(), x)
+    lat = latent_explorer(small_autoencoder(), x)
     for i in range(30):
         ex.noise_slider.value = (i % 20) * 0.05
         lat.noise_slider.value = (i % 40) * 0.05
@@ -175,7 +175,7 @@ def test_many_updates_leave_no_figures_open(models, x):
 
 def test_latent_explorer_noise_resample_and_digit(x):
     torch.manual_seed(0)
-    ex = latent_explorer(manifold_autoencoder(), x, labels=np.arange(6), noise_std=0.0)
+    ex = latent_explorer(small_autoencoder(), x, labels=np.arange(6), noise_std=0.0)
     assert isinstance(ex, LatentExplorer)
     assert list(ex.images) == ["x", "x_hat", "x_hat_noisy"]
     np.testing.assert_array_equal(ex.images["x_hat_noisy"], ex.images["x_hat"])
@@ -208,7 +208,7 @@ def test_latent_explorer_handles_conv_codes(model, x):
 
 def test_interpolation_rows_run_from_a_to_b(x):
     torch.manual_seed(0)
-    model = manifold_autoencoder()
+    model = small_autoencoder()
     result = interpolation(model, x[0], x[1].reshape(28, 28), steps=5)
     np.testing.assert_allclose(result["t"], [0, 0.25, 0.5, 0.75, 1])
     np.testing.assert_allclose(result["pixel"][0], x[0].reshape(28, 28).numpy(), atol=1e-6)
