@@ -57,6 +57,18 @@ def dead_fraction(z: torch.Tensor, threshold: float = ACTIVE_THRESHOLD) -> float
     return float((~active_somewhere).float().mean())
 
 
+def living_units(z: torch.Tensor, top: int | None = None, threshold: float = ACTIVE_THRESHOLD) -> torch.Tensor:
+    """Indices of the units (columns of z, (N, units)) active on at least one image, most often active first.
+
+    With `top`, at most that many: the filters worth drawing, without the speckle of dead units.
+    """
+    active = z > threshold  # (N, units)
+    rate = active.float().mean(dim=0)  # (units,) how often each unit fires
+    order = torch.argsort(rate, descending=True, stable=True)
+    alive = order[rate[order] > 0]
+    return alive if top is None else alive[:top]
+
+
 def _pool_window_position(indices: torch.Tensor, width: int) -> torch.Tensor:
     """Which cell of its 2x2 pooling window each max came from: 0..3 (row parity * 2 + column parity)."""
     return (indices // width % 2) * 2 + indices % width % 2

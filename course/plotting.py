@@ -8,6 +8,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from course.training import History
 
@@ -67,23 +68,41 @@ def reconstruction_rows(rows: Mapping[str, object], n: int = 10, axes=None, scal
     return fig
 
 
-def _tile(images: np.ndarray, rows: int, cols: int, pad: int = 1, normalise_each: bool = True) -> np.ndarray:
-    """Tile (N, h, w) images into one (rows*(h+pad), cols*(w+pad)) array, each scaled to [0, 1]."""
+def _tile(images: np.ndarray, rows: int, cols: int, pad: int = 1) -> np.ndarray:
+    """Tile (N, h, w) images into one (rows*(h+pad)+pad, cols*(w+pad)+pad) array; the gaps are NaN."""
     n, h, w = images.shape
     canvas = np.full((rows * (h + pad) + pad, cols * (w + pad) + pad), np.nan, dtype=np.float32)
     for i in range(min(n, rows * cols)):
-        im = images[i]
-        if normalise_each:
-            lo, hi = float(im.min()), float(im.max())
-            im = (im - lo) / (hi - lo) if hi > lo else np.zeros_like(im)
         r, c = divmod(i, cols)
-        canvas[pad + r * (h + pad): pad + r * (h + pad) + h, pad + c * (w + pad): pad + c * (w + pad) + w] = im
+        canvas[pad + r * (h + pad): pad + r * (h + pad) + h, pad + c * (w + pad): pad + c * (w + pad) + w] = images[i]
     return canvas
 
 
+def symmetric_scale(weights, scale: str = "each") -> np.ndarray:
+    """Weights (N, h, w) mapped to [0, 1] with 0 at 0.5 (mid-grey), by max |w| of each ("each") or of all ("shared")."""
+    if scale not in ("each", "shared"):
+        raise ValueError(f"scale must be 'each' or 'shared', got {scale!r}")
+    w = np.asarray(weights, dtype=np.float32)
+    axes = tuple(range(1, w.ndim)) if scale == "each" else None
+    peak = np.abs(w).max(axis=axes, keepdims=True) if w.size else np.ones(1, dtype=np.float32)
+    return 0.5 + w / (2 * np.maximum(peak, 1e-12))
+
+
+def _weight_image(ax, canvas: np.ndarray, title: str | None, fontsize: int) -> None:
+    cmap = plt.get_cmap("gray").with_extremes(bad="white")
+    ax.imshow(canvas, cmap=cmap, vmin=0, vmax=1, interpolation="nearest")
+    ax.set_axis_off()
+    if title:
+        ax.set_title(title, fontsize=fontsize)
+
+
 def filter_grid(weights, rows: int | None = None, cols: int | None = None, ax=None, title: str | None = None,
-                cmap: str = "gray") -> Figure:
-    """Encoder filters as a grid: weights (units, 784) or (units, 28, 28), each unit scaled to [0, 1]."""
+                scale: str = "each") -> Figure:
+    """Encoder filters as a grid, grey = 0, light = positive, dark = negative: weights (units, 784) or (units, 28, 28).
+
+    scale="each" scales every filter by its own largest |weight| (its pattern shows, sizes do not
+    compare); "shared" uses one scale for the whole grid.
+    """
     images = _as_images(weights)
     n = images.shape[0]
     if cols is None:
@@ -91,16 +110,12 @@ def filter_grid(weights, rows: int | None = None, cols: int | None = None, ax=No
     if rows is None:
         rows = int(math.ceil(n / cols))
     fig, ax = _figure(ax, (max(3, cols * 0.35), max(3, rows * 0.35)))
-    cmap_obj = plt.get_cmap(cmap).with_extremes(bad="white")
-    ax.imshow(_tile(images, rows, cols), cmap=cmap_obj, vmin=0, vmax=1, interpolation="nearest")
-    ax.set_axis_off()
-    if title:
-        ax.set_title(title, fontsize=10)
+    _weight_image(ax, _tile(symmetric_scale(images, scale), rows, cols), title, 10)
     return fig
 
 
-def kernel_grid(weight, ax=None, title: str | None = None, max_kernels: int = 256) -> Figure:
-    """The k x k kernels of a (transposed) convolution weight (C_in, C_out, k, k), each scaled to [0, 1]."""
+def kernel_grid(weight, ax=None, title: str | None = None, max_kernels: int = 256, scale: str = "shared") -> Figure:
+    """The k x k kernels of a (transposed) convolution weight (C_in, C_out, k, k): grey = 0, one scale for all by default."""
     if isinstance(weight, torch.Tensor):
         weight = weight.detach().cpu().float().numpy()
     weight = np.asarray(weight)
@@ -111,16 +126,20 @@ def kernel_grid(weight, ax=None, title: str | None = None, max_kernels: int = 25
     cols = c_out if c_in * c_out <= max_kernels else int(math.ceil(math.sqrt(len(kernels))))
     rows = int(math.ceil(len(kernels) / cols))
     fig, ax = _figure(ax, (max(2, cols * 0.4), max(2, rows * 0.4)))
-    cmap = plt.get_cmap("gray").with_extremes(bad="white")
-    ax.imshow(_tile(kernels, rows, cols), cmap=cmap, vmin=0, vmax=1, interpolation="nearest")
-    ax.set_axis_off()
-    ax.set_title(title or f"{c_in}x{c_out} kernels of {kh}x{kw}", fontsize=9)
+    _weight_image(ax, _tile(symmetric_scale(kernels, scale), rows, cols), title or f"{c_in}x{c_out} kernels of {kh}x{kw}", 9)
     return fig
 
 
 def loss_curves(histories: Mapping[str, History] | History, ax=None, log: bool = True,
-                title: str | None = None, metric: str = "loss") -> Figure:
-    """Train (solid) and validation (dashed) curves per epoch for one or several histories."""
+                title: str | None = None, metric: str = "mse", ylabel: str | None = None) -> Figure:
+    """Train (solid) and validation (dashed) curves per epoch for one or several histories.
+
+    metric="mse": the validation curve is the MSE per pixel; metric="loss": the objective trained on
+    (MSE plus a penalty, or a VAE's -ELBO), named by `ylabel`. The training curve is always the
+    objective averaged over each epoch's batches.
+    """
+    if metric not in ("mse", "loss"):
+        raise ValueError(f"metric must be 'mse' or 'loss', got {metric!r}")
     if isinstance(histories, History):
         histories = {"": histories}
     fig, ax = _figure(ax, (6, 3.5))
@@ -132,7 +151,8 @@ def loss_curves(histories: Mapping[str, History] | History, ax=None, log: bool =
         val = history.val_mse if metric == "mse" else history.val_loss
         ax.plot(epochs, val, color=color, linestyle="--", label=f"{label}validation")
     ax.set_xlabel("epoch")
-    ax.set_ylabel("MSE per pixel" if metric == "mse" else "loss")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_ylabel(ylabel or ("MSE per pixel" if metric == "mse" else "training objective"))
     if log:
         ax.set_yscale("log")
     ax.grid(alpha=0.3)
@@ -174,7 +194,8 @@ def latent_scatter(z, labels, ax=None, class_names: Sequence[str] | None = None,
         keep = labels == label
         name = class_names[int(label)] if class_names is not None else str(label)
         ax.scatter(z[keep, 0], z[keep, 1], s=4, alpha=0.6, color=f"C{int(label) % 10}", label=name)
-    ax.legend(markerscale=3, fontsize=8, loc="best")
+    # outside the axes, so that no point is hidden under the legend
+    ax.legend(markerscale=3, fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     ax.set_xlabel("code axis 1")
     ax.set_ylabel("code axis 2")
     if title:

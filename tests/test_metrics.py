@@ -105,3 +105,12 @@ def test_activation_stats_threshold():
 def test_activation_stats_rejects_bad_shapes(z):
     with pytest.raises(ValueError, match="z must have shape"):
         activation_stats(z)
+
+
+def test_living_units_skips_dead_ones_and_sorts_by_firing_rate():
+    from course.metrics import living_units
+
+    z = torch.tensor([[0.0, 1.0, 0.0, 2.0], [0.0, 3.0, 0.0, 0.0], [0.0, 1.0, 0.5, 0.0]])
+    assert living_units(z).tolist() == [1, 2, 3] or living_units(z).tolist() == [1, 3, 2]
+    assert living_units(z)[0] == 1 and 0 not in living_units(z).tolist()
+    assert living_units(z, top=1).tolist() == [1]

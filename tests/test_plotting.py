@@ -91,19 +91,15 @@ def _tiles(fig: Figure, rows: int, cols: int, size: int, pad: int = 1) -> list[n
             for r in range(rows) for c in range(cols)]
 
 
-def test_kernel_grid_normalises_each_kernel():
+def test_kernel_grid_shares_one_scale_so_sizes_compare():
     weight = torch.randn(2, 3, 3, 3, generator=torch.Generator().manual_seed(0))
     weight[0, 1] *= 100  # one kernel far larger than the others
-    weight[1, 2] = 0.7  # and one constant kernel
     fig = plotting.kernel_grid(weight)
     tiles = _tiles(fig, rows=2, cols=3, size=3)
-    for i, tile in enumerate(tiles):
-        if i == 5:
-            assert np.all(tile == 0.0)  # flat: no contrast to show, and no NaN
-            continue
-        assert tile.min() == pytest.approx(0.0) and tile.max() == pytest.approx(1.0)
-        kernel = weight.reshape(6, 3, 3)[i].numpy()
-        assert np.allclose(tile, (kernel - kernel.min()) / (kernel.max() - kernel.min()), atol=1e-6)
+    peak = float(weight.abs().max())
+    for tile, kernel in zip(tiles, weight.reshape(6, 3, 3).numpy()):
+        assert np.allclose(tile, 0.5 + kernel / (2 * peak), atol=1e-6)
+    assert np.ptp(tiles[1]) > 10 * np.ptp(tiles[0])  # the large kernel shows as large
 
 
 def test_kernel_grid_of_every_transposed_convolution():
@@ -118,12 +114,12 @@ def test_kernel_grid_rejects_non_kernels():
         plotting.kernel_grid(torch.zeros(3, 3))
 
 
-def test_filter_grid_layout_and_normalisation():
+def test_filter_grid_layout_and_per_filter_symmetric_scale():
     model = ShallowAutoencoder(hidden_dim=6)
     fig = plotting.filter_grid(model.encoder[0].weight, rows=2, cols=3)  # (units, 784) accepted too
     tiles = _tiles(fig, rows=2, cols=3, size=28)
     for tile, weights in zip(tiles, model.filters.numpy()):
-        assert np.allclose(tile, (weights - weights.min()) / (weights.max() - weights.min()), atol=1e-6)
+        assert np.allclose(tile, 0.5 + weights / (2 * np.abs(weights).max()), atol=1e-6)
 
 
 def test_images_must_be_square():
@@ -141,3 +137,46 @@ def test_loss_curves_plot_train_and_validation():
     lines = fig.axes[0].get_lines()
     assert [line.get_label() for line in lines] == ["a train", "a validation"]
     assert list(lines[0].get_ydata()) == HISTORY.train_loss and list(lines[1].get_xdata()) == [1, 2, 3]
+
+
+def test_weight_grids_put_zero_at_mid_grey_and_keep_the_sign():
+    w = torch.zeros(2, 28, 28)
+    w[0, 0, 0], w[0, 0, 1] = 2.0, -1.0  # a filter with a positive and a negative weight
+    w[1, 5, 5] = -0.5  # a filter with only a negative weight
+    each = plotting.symmetric_scale(w.numpy(), "each")
+    assert each[0, 0, 0] == 1.0 and each[0, 0, 1] == 0.25 and each[0, 3, 3] == 0.5
+    assert each[1, 5, 5] == 0.0 and each[1, 0, 0] == 0.5  # the sign survives per-filter scaling
+    shared = plotting.symmetric_scale(w.numpy(), "shared")
+    assert shared[1, 5, 5] == 0.375  # one scale: -0.5 of a largest |w| of 2
+    fig = plotting.filter_grid(w, rows=1, cols=2)
+    shown = fig.axes[0].images[0].get_array()
+    assert shown[1, 1] == 1.0 and shown[1, 2] == 0.25 and shown[5, 5] == 0.5  # (pad 1) grey background
+
+
+def test_kernel_grid_uses_one_symmetric_scale():
+    weight = torch.zeros(1, 2, 3, 3)
+    weight[0, 0, 1, 1], weight[0, 1, 1, 1] = 4.0, -1.0
+    shown = plotting.kernel_grid(weight).axes[0].images[0].get_array()
+    assert shown[2, 2] == 1.0 and shown[2, 6] == 0.375 and shown[1, 1] == 0.5
+
+
+def test_loss_curves_label_the_metric_and_count_whole_epochs():
+    ax = plotting.loss_curves(HISTORY).axes[0]
+    assert ax.get_ylabel() == "MSE per pixel"
+    ax.figure.canvas.draw()
+    assert all(float(t).is_integer() for t in ax.get_xticks())
+    assert plotting.loss_curves(HISTORY, metric="loss", ylabel="nats per image").axes[0].get_ylabel() == "nats per image"
+    with pytest.raises(ValueError, match="metric"):
+        plotting.loss_curves(HISTORY, metric="accuracy")
+
+
+def test_latent_scatter_legend_covers_no_point(tiny):
+    z = torch.randn(200, 2, generator=torch.Generator().manual_seed(0))
+    fig = plotting.latent_scatter(z, tiny.test.y[:200])
+    fig.canvas.draw()
+    ax = fig.axes[0]
+    legend_box = ax.get_legend().get_window_extent()
+    points = ax.transData.transform(z.numpy())
+    inside = ((points[:, 0] >= legend_box.x0) & (points[:, 0] <= legend_box.x1)
+              & (points[:, 1] >= legend_box.y0) & (points[:, 1] <= legend_box.y1))
+    assert not inside.any()
