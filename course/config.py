@@ -17,8 +17,12 @@ SYLLABUS_TRAIN_SIZE = 50_000
 
 
 def repo_root() -> Path:
-    """The checkout this package lives in (its parent folder)."""
-    return Path(__file__).resolve().parent.parent
+    """The checkout this package lives in; for a package installed without one (Colab, Kaggle), the current folder.
+
+    Data, the model cache and reports default to folders under it.
+    """
+    checkout = Path(__file__).resolve().parent.parent
+    return checkout if (checkout / "pyproject.toml").is_file() else Path.cwd()
 
 
 def data_root(path: str | os.PathLike | None = None) -> Path:

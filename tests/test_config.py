@@ -116,3 +116,16 @@ def test_scaled_epochs_under_smoke_is_one(monkeypatch):
 def test_scaled_epochs_rejects_bad_input(kwargs, name):
     with pytest.raises(ValueError, match=name):
         scaled_epochs(**kwargs)
+
+
+def test_an_installed_package_without_a_checkout_keeps_its_files_in_the_current_folder(monkeypatch, tmp_path):
+    import course.config as config
+
+    site = tmp_path / "site-packages" / "course"
+    site.mkdir(parents=True)
+    monkeypatch.setattr(config, "__file__", str(site / "config.py"))
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("COURSE_CACHE")
+    assert config.repo_root() == tmp_path
+    assert config.data_root() == tmp_path / "data"
+    assert config.cache_dir() == tmp_path / ".cache" / "models"
