@@ -1,4 +1,4 @@
-"""Live explorers for notebooks 04 and 05, and the code-versus-pixel interpolation figure."""
+"""Live explorers for notebooks 04, 05 and 07, and the code-versus-pixel interpolation figure."""
 # Each explorer draws into one persistent matplotlib Figure (not registered with pyplot, so it never
 # leaks and never shows by itself), updates its AxesImages with set_data and renders the figure to
 # PNG bytes in a widgets.Image: no flicker, and the same in JupyterLab, a headless kernel and a test.
@@ -26,6 +26,10 @@ from course.training import CORRUPTIONS, make_corruption
 CORRUPTION_LABELS = {"gaussian": "Gaussian", "masking": "masking", "salt-and-pepper": "salt-and-pepper"}
 MAX_NOISE_STD = 1.0
 MAX_LATENT_STD = 2.0
+# What one image shows, as the notebooks' `data.noun` says it: used in the picker and the titles.
+NOUNS = ("digit", "garment", "image")
+# The VAE explorer's sliders span +-3 standard deviations of the prior N(0, I): almost all its mass.
+MAX_PRIOR_Z = 3.0
 
 
 def _as_batch(x, name: str = "x") -> torch.Tensor:
@@ -41,7 +45,7 @@ def _as_batch(x, name: str = "x") -> torch.Tensor:
     if x.dim() != 2 or x.shape[1] != INPUT_DIM or x.shape[0] == 0:
         raise ValueError(f"{name} must have shape (N, {INPUT_DIM}) or (N, 1, {IMAGE_SIZE}, {IMAGE_SIZE}) "
                          f"with N >= 1, got {shape}")
-    return x.detach().cpu().float()
+    return _check_pixels(x.detach().cpu().float(), name)
 
 
 def _as_image(x, name: str) -> torch.Tensor:
@@ -51,16 +55,40 @@ def _as_image(x, name: str) -> torch.Tensor:
     if x.numel() != INPUT_DIM:
         raise ValueError(f"{name} must be one image of {INPUT_DIM} pixels (784,), (28, 28) or (1, 784), "
                          f"got shape {tuple(x.shape)}")
-    return x.detach().cpu().float().reshape(1, INPUT_DIM)
+    return _check_pixels(x.detach().cpu().float().reshape(1, INPUT_DIM), name)
 
 
-def _check_labels(labels, n: int) -> np.ndarray | None:
+def _check_pixels(x: torch.Tensor, name: str) -> torch.Tensor:
+    """Pixels must be numbers in [0, 1], as the models were trained on (0-255 images would saturate them)."""
+    if torch.isnan(x).any():
+        raise ValueError(f"{name} must hold pixel values in [0, 1], got NaN in {int(torch.isnan(x).sum())} pixels")
+    low, high = float(x.min()), float(x.max())
+    if low < 0.0 or high > 1.0:
+        hint = " (0-255 images: pass split.x, or divide by 255)" if high > 1.0 else ""
+        raise ValueError(f"{name} must hold pixel values in [0, 1], got values from {low:g} to {high:g}{hint}")
+    return x
+
+
+def _check_labels(labels, n: int, class_names: Sequence[str] | None = None, of: str = "x") -> np.ndarray | None:
+    """One label per row of `of` (n of them); with class_names, each an int index into them."""
     if labels is None:
         return None
     labels = np.asarray(labels.cpu() if isinstance(labels, torch.Tensor) else labels)
     if labels.ndim != 1 or len(labels) != n:
-        raise ValueError(f"labels must have one entry per image of x ({n}), got shape {labels.shape}")
+        raise ValueError(f"labels must have one entry per row of {of} ({n}), got shape {labels.shape}")
+    if class_names is not None:
+        k = len(class_names)
+        bad = [v for v in labels.tolist() if not isinstance(v, int) or not 0 <= v < k]
+        if bad:
+            raise ValueError(f"labels must be class indices 0 to {k - 1} (one per name of class_names), "
+                             f"got {bad[0]!r}")
     return labels
+
+
+def _check_noun(noun) -> str:
+    if noun not in NOUNS:
+        raise ValueError(f"noun must be one of {', '.join(map(repr, NOUNS))} (pass data.noun), got {noun!r}")
+    return noun
 
 
 def _check_seed(seed) -> int:
@@ -84,7 +112,7 @@ def _check_model(name: str, model) -> nn.Module:
 
 
 def _generator(*keys: int) -> torch.Generator:
-    """A CPU generator seeded from the keys, e.g. (seed, digit): the same keys draw the same noise."""
+    """A CPU generator seeded from the keys, e.g. (seed, index): the same keys draw the same noise."""
     state = np.random.SeedSequence([int(k) for k in keys]).generate_state(2, dtype=np.uint32)
     return torch.Generator().manual_seed(int(state[0]) << 32 | int(state[1]))
 
@@ -111,8 +139,9 @@ def _square(x: torch.Tensor) -> np.ndarray:
     return x.reshape(IMAGE_SIZE, IMAGE_SIZE).numpy().copy()
 
 
-def _digit_slider(n: int) -> widgets.IntSlider:
-    return widgets.IntSlider(value=0, min=0, max=n - 1, step=1, description="digit",
+def _image_slider(n: int, noun: str) -> widgets.IntSlider:
+    """The picker: which of the n images, described by the data's own noun ("digit", "garment", "image")."""
+    return widgets.IntSlider(value=0, min=0, max=n - 1, step=1, description=noun,
                              continuous_update=True, layout=widgets.Layout(width="280px"))
 
 
@@ -120,12 +149,15 @@ class _Explorer:
     """One row of image panels in a persistent figure, re-rendered as PNG into `.image` on every change."""
 
     def __init__(self, panels: Sequence[str], controls: Sequence[widgets.Widget], labels: np.ndarray | None,
-                 class_names: Sequence[str] | None):
-        self.labels, self.class_names = labels, class_names
+                 class_names: Sequence[str] | None, noun: str = "image", map_panel: bool = False):
+        self.labels, self.class_names, self.noun = labels, class_names, noun
         self.panels = list(panels)
-        self.figure = Figure(figsize=(1.9 * len(self.panels), 2.3), dpi=90)
+        columns = len(self.panels) + int(map_panel)
+        self.figure = Figure(figsize=(1.9 * columns, 2.3), dpi=90)
         FigureCanvasAgg(self.figure)
-        axes = self.figure.subplots(1, len(self.panels), squeeze=False)[0]
+        axes = list(self.figure.subplots(1, columns, squeeze=False)[0])
+        # An optional first panel that is not an image (the VAE explorer's map of the codes).
+        self.map_ax = axes.pop(0) if map_panel else None
         self._axes = dict(zip(self.panels, axes))
         self._artists = {}
         for name, ax in self._axes.items():
@@ -143,17 +175,19 @@ class _Explorer:
         self.widget = widgets.VBox([widgets.HBox(self.controls), self.image, self.status])
 
     def _label(self, index: int) -> str:
+        """E.g. "garment #3 (Ankle boot)": the data's noun, the index, and the class when known."""
         if self.labels is None:
-            return f"#{index}"
+            return f"{self.noun} #{index}"
         label = self.labels[index]
         name = self.class_names[int(label)] if self.class_names is not None else str(label)
-        return f"#{index} ({name})"
+        return f"{self.noun} #{index} ({name})"
 
     def _draw(self, images: Mapping[str, np.ndarray], titles: Mapping[str, str]) -> None:
-        """Put new data into the existing AxesImages, retitle, render once to PNG."""
+        """Put new data into the existing AxesImages (and the map, if any), retitle, render once to PNG."""
         for name in self.panels:
             self._artists[name].set_data(images[name])
             self._axes[name].set_title(titles[name], fontsize=9)
+        self._draw_map()
         buffer = io.BytesIO()
         self.figure.savefig(buffer, format="png")
         self.image.value = buffer.getvalue()
@@ -171,6 +205,9 @@ class _Explorer:
         else:
             self.status.value = ""
 
+    def _draw_map(self) -> None:
+        """Redraw the non-image panel's moving parts; nothing to do without one."""
+
     def update(self) -> None:  # pragma: no cover - abstract
         raise NotImplementedError
 
@@ -184,10 +221,11 @@ class _Explorer:
 
 
 class CorruptionExplorer(_Explorer):
-    """Notebook 04: corrupt a test digit, compare the standard and the denoising autoencoders' outputs."""
+    """Notebook 04: corrupt a test image, compare the standard and the denoising autoencoders' outputs."""
 
     def __init__(self, standard_model, denoising_model: nn.Module, x, labels=None, noise_std: float = 0.5,
-                 kind: str = "gaussian", seed: int = 0, class_names: Sequence[str] | None = None):
+                 kind: str = "gaussian", seed: int = 0, class_names: Sequence[str] | None = None,
+                 noun: str = "image"):
         if isinstance(standard_model, Mapping):
             if not standard_model:
                 raise ValueError("standard_model must be a model or a non-empty mapping of names to models")
@@ -199,12 +237,13 @@ class CorruptionExplorer(_Explorer):
         models["denoising"] = _check_model("denoising_model", denoising_model)
         self.models = models
         self.x = _as_batch(x)
-        labels = _check_labels(labels, self.x.shape[0])
+        labels = _check_labels(labels, self.x.shape[0], class_names)
+        noun = _check_noun(noun)
         noise_std = _check_std("noise_std", noise_std, MAX_NOISE_STD)
         if kind not in CORRUPTIONS:
             raise ValueError(f"kind must be one of {', '.join(CORRUPTIONS)}, got {kind!r}")
         self.seed = _check_seed(seed)
-        self.digit_slider = _digit_slider(self.x.shape[0])
+        self.image_slider = _image_slider(self.x.shape[0], noun)
         self.kind_dropdown = widgets.Dropdown(options=[(CORRUPTION_LABELS[k], k) for k in CORRUPTIONS], value=kind,
                                               description="corruption", layout=widgets.Layout(width="240px"))
         self.noise_slider = widgets.FloatSlider(value=noise_std, min=0.0, max=MAX_NOISE_STD, step=0.05,
@@ -212,8 +251,8 @@ class CorruptionExplorer(_Explorer):
                                                 continuous_update=True, layout=widgets.Layout(width="300px"))
         self.titles = {"x": "clean x", "x_noisy": "noisy input",
                        **{name: f"{name} AE" for name in models}}
-        super().__init__(["x", "x_noisy", *models], [self.digit_slider, self.kind_dropdown, self.noise_slider],
-                         labels, class_names)
+        super().__init__(["x", "x_noisy", *models], [self.image_slider, self.kind_dropdown, self.noise_slider],
+                         labels, class_names, noun)
         self.update()
         for control in self.controls:
             control.observe(self._safe_update, names="value")
@@ -223,8 +262,8 @@ class CorruptionExplorer(_Explorer):
         return "noise_std" if kind == "gaussian" else "fraction"
 
     def update(self) -> None:
-        """Corrupt the chosen digit with noise fixed by (seed, digit), run every model, redraw."""
-        index, kind, level = self.digit_slider.value, self.kind_dropdown.value, self.noise_slider.value
+        """Corrupt the chosen image with noise fixed by (seed, index), run every model, redraw."""
+        index, kind, level = self.image_slider.value, self.kind_dropdown.value, self.noise_slider.value
         self.noise_slider.description = self._level_name(kind)
         x = self.x[index:index + 1]
         x_noisy = make_corruption(kind, float(level))(x, _generator(self.seed, index))
@@ -232,32 +271,33 @@ class CorruptionExplorer(_Explorer):
         self.mses = {name: mse(x_hat, x) for name, x_hat in outputs.items()}
         images = {"x": _square(x), **{name: _square(x_hat) for name, x_hat in outputs.items()}}
         titles = {name: f"{self.titles[name]}\nMSE {self.mses[name]:.4f}" for name in outputs}
-        titles["x"] = f"clean x {self._label(index)}"
+        titles["x"] = f"clean x\n{self._label(index)}"
         self._draw(images, titles)
 
 
 class LatentExplorer(_Explorer):
-    """Notebook 05: decode z + noise_std * eps for a test digit's code z, with eps redrawn on demand."""
+    """Notebook 05: decode z + noise_std * eps for a test image's code z, with eps redrawn on demand."""
 
     def __init__(self, model: nn.Module, x, labels=None, noise_std: float = 0.5, seed: int = 0,
-                 class_names: Sequence[str] | None = None):
+                 class_names: Sequence[str] | None = None, noun: str = "image"):
         self.model = _check_model("model", model)
         self.x = _as_batch(x)
-        labels = _check_labels(labels, self.x.shape[0])
+        labels = _check_labels(labels, self.x.shape[0], class_names)
+        noun = _check_noun(noun)
         noise_std = _check_std("noise_std", noise_std, MAX_LATENT_STD)
         self.seed = _check_seed(seed)
         self.draw = 0
         self.eps: torch.Tensor | None = None
-        self.digit_slider = _digit_slider(self.x.shape[0])
+        self.image_slider = _image_slider(self.x.shape[0], noun)
         self.noise_slider = widgets.FloatSlider(value=noise_std, min=0.0, max=MAX_LATENT_STD, step=0.05,
                                                 description="noise_std", readout_format=".2f",
                                                 continuous_update=True, layout=widgets.Layout(width="300px"))
         self.resample_button = widgets.Button(description="resample eps", icon="refresh",
                                               tooltip="draw a new noise direction eps")
-        super().__init__(["x", "x_hat", "x_hat_noisy"], [self.digit_slider, self.noise_slider, self.resample_button],
-                         labels, class_names)
+        super().__init__(["x", "x_hat", "x_hat_noisy"], [self.image_slider, self.noise_slider, self.resample_button],
+                         labels, class_names, noun)
         self.update()
-        self.digit_slider.observe(self._safe_update, names="value")
+        self.image_slider.observe(self._safe_update, names="value")
         self.noise_slider.observe(self._safe_update, names="value")
         self.resample_button.on_click(self._on_resample)
 
@@ -270,8 +310,8 @@ class LatentExplorer(_Explorer):
         self._on_resample()
 
     def update(self) -> None:
-        """Encode the chosen digit, decode z and z + noise_std * eps (eps fixed by (seed, draw)), redraw."""
-        index, noise_std = self.digit_slider.value, float(self.noise_slider.value)
+        """Encode the chosen image, decode z and z + noise_std * eps (eps fixed by (seed, draw)), redraw."""
+        index, noise_std = self.image_slider.value, float(self.noise_slider.value)
         x = self.x[index:index + 1]
         generator = _generator(self.seed, self.draw)
 
@@ -284,24 +324,127 @@ class LatentExplorer(_Explorer):
         x_hat, x_hat_noisy = _run(self.model, x, step)
         self.mses = {"x_hat": mse(x_hat, x[0]), "x_hat_noisy": mse(x_hat_noisy, x[0])}
         images = {"x": _square(x), "x_hat": _square(x_hat), "x_hat_noisy": _square(x_hat_noisy)}
-        titles = {"x": f"x {self._label(index)}",
+        titles = {"x": f"x\n{self._label(index)}",
                   "x_hat": f"decode(z)\nMSE {self.mses['x_hat']:.4f}",
                   "x_hat_noisy": f"decode(z + {noise_std:.2f} eps)\nMSE {self.mses['x_hat_noisy']:.4f}"}
         self._draw(images, titles)
 
 
+def _pair(z: torch.Tensor) -> str:
+    """A 2-D code as "(+0.5, -1.2)", with no "-0.0"."""
+    return "({:+.1f}, {:+.1f})".format(*(round(float(v), 1) + 0.0 for v in z))
+
+
+class VAEExplorer(_Explorer):
+    """Notebook 07: two sliders over a 2-D code decoding live; a button that decodes new draws z ~ N(0, I).
+
+    With `codes` (N, 2), e.g. the means of q(z | x) of test images, a first panel maps them (coloured
+    by `labels`, class names at each class's median) with the slider's z (+) and the prior draws (x).
+    """
+
+    def __init__(self, model: nn.Module, n_samples: int = 4, seed: int = 0, z: Sequence[float] = (0.0, 0.0),
+                 codes=None, labels=None, class_names: Sequence[str] | None = None, noun: str = "image"):
+        self.model = _check_model("model", model)
+        if getattr(model, "latent_dim", None) != 2:
+            raise ValueError(f"model must have a 2-D code (latent_dim=2) for the two sliders, "
+                             f"got latent_dim={getattr(model, 'latent_dim', None)!r}")
+        if not isinstance(n_samples, int) or isinstance(n_samples, bool) or not 1 <= n_samples <= 8:
+            raise ValueError(f"n_samples must be an int from 1 to 8, got {n_samples!r}")
+        z = tuple(z) if isinstance(z, (tuple, list)) else z
+        if not isinstance(z, tuple) or len(z) != 2 or not all(
+                isinstance(v, (int, float)) and not isinstance(v, bool) and -MAX_PRIOR_Z <= v <= MAX_PRIOR_Z for v in z):
+            raise ValueError(f"z must be 2 numbers in [-{MAX_PRIOR_Z:g}, {MAX_PRIOR_Z:g}], got {z!r}")
+        self.seed = _check_seed(seed)
+        noun = _check_noun(noun)
+        self.codes = None if codes is None else self._check_codes(codes)
+        if labels is not None and self.codes is None:
+            raise ValueError("labels colour the map of codes: give codes (N, 2) with them, or no labels")
+        labels = _check_labels(labels, 0 if self.codes is None else len(self.codes), class_names, "codes")
+        self.n_samples, self.draw = n_samples, 0
+        self.z_samples: torch.Tensor | None = None
+        self.z1_slider, self.z2_slider = (
+            widgets.FloatSlider(value=float(v), min=-MAX_PRIOR_Z, max=MAX_PRIOR_Z, step=0.1, description=name,
+                                readout_format="+.1f", continuous_update=True, layout=widgets.Layout(width="260px"))
+            for name, v in (("z1", z[0]), ("z2", z[1])))
+        self.sample_button = widgets.Button(description="sample from the prior", icon="random",
+                                            tooltip=f"decode {n_samples} new draws z ~ N(0, I)")
+        panels = ["x_hat", *[f"sample_{k + 1}" for k in range(n_samples)]]
+        super().__init__(panels, [self.z1_slider, self.z2_slider, self.sample_button], labels, class_names, noun,
+                         map_panel=self.codes is not None)
+        if self.map_ax is not None:
+            self._setup_map()
+        self.update()
+        self.z1_slider.observe(self._safe_update, names="value")
+        self.z2_slider.observe(self._safe_update, names="value")
+        self.sample_button.on_click(self._on_sample)
+
+    @staticmethod
+    def _check_codes(codes) -> torch.Tensor:
+        codes = torch.as_tensor(codes.detach().cpu() if isinstance(codes, torch.Tensor) else np.asarray(codes),
+                                dtype=torch.float32)
+        if codes.dim() != 2 or codes.shape[1] != 2 or codes.shape[0] == 0 or not torch.isfinite(codes).all():
+            raise ValueError(f"codes must be finite 2-D codes of shape (N, 2) with N >= 1, got {tuple(codes.shape)}")
+        return codes
+
+    def _setup_map(self) -> None:
+        """The codes as dots (drawn once); a + for the sliders' z and x marks for the prior draws (moved later)."""
+        ax, z = self.map_ax, self.codes.numpy()
+        colours = None if self.labels is None else [f"C{int(v) % 10}" for v in self.labels]
+        ax.scatter(z[:, 0], z[:, 1], s=1.5, c=colours or "0.6", alpha=0.5, linewidths=0)
+        if self.labels is not None:
+            for label in np.unique(self.labels):
+                name = self.class_names[int(label)] if self.class_names is not None else str(label)
+                centre = np.median(z[self.labels == label], axis=0)
+                ax.text(*centre, name, fontsize=6, ha="center", va="center", color="black",
+                        bbox={"boxstyle": "round,pad=0.1", "facecolor": "white", "alpha": 0.6, "linewidth": 0})
+        (self._samples_mark,) = ax.plot([], [], "x", color="black", markersize=5)
+        (self._z_mark,) = ax.plot([], [], "+", color="red", markersize=12, markeredgewidth=2)
+        ax.set_xlim(-MAX_PRIOR_Z - 0.2, MAX_PRIOR_Z + 0.2)
+        ax.set_ylim(-MAX_PRIOR_Z - 0.2, MAX_PRIOR_Z + 0.2)
+        ax.set_aspect("equal")
+        ax.axhline(0, color="0.8", linewidth=0.5, zorder=0)
+        ax.axvline(0, color="0.8", linewidth=0.5, zorder=0)
+        ax.set_xticks([]), ax.set_yticks([])  # the sliders give the scale: the box spans -3 to 3
+        ax.set_title(f"codes of {self.noun}s", fontsize=9)
+
+    def _draw_map(self) -> None:
+        if self.map_ax is None:
+            return
+        self._z_mark.set_data([self.z1_slider.value], [self.z2_slider.value])
+        self._samples_mark.set_data(self.z_samples[:, 0].numpy(), self.z_samples[:, 1].numpy())
+
+    def _on_sample(self, _button=None) -> None:
+        self.draw += 1
+        self._safe_update()
+
+    def sample(self) -> None:
+        """Decode new draws from the prior (the button's action)."""
+        self._on_sample()
+
+    def update(self) -> None:
+        """Decode the sliders' z and n_samples draws z ~ N(0, I) fixed by (seed, draw), redraw."""
+        z = torch.tensor([[float(self.z1_slider.value), float(self.z2_slider.value)]])  # (1, 2)
+        self.z_samples = torch.randn(self.n_samples, 2, generator=_generator(self.seed, self.draw))  # (n, 2)
+        x_hat = _run(self.model, torch.cat([z, self.z_samples]), lambda m, code: m.decode(code))  # (1 + n, 784)
+        images = {name: _square(image) for name, image in zip(self.panels, x_hat)}
+        titles = {"x_hat": f"decode(z)\nz = {_pair(z[0])}"}
+        for k, code in enumerate(self.z_samples):
+            titles[f"sample_{k + 1}"] = f"prior draw {k + 1}\nz = {_pair(code)}"
+        self._draw(images, titles)
+
+
 def corruption_explorer(standard_model, denoising_model: nn.Module, x, labels=None, noise_std: float = 0.5,
-                        kind: str = "gaussian", seed: int = 0,
-                        class_names: Sequence[str] | None = None) -> CorruptionExplorer:
-    """Notebook 04's widget: corruption kind and level, digit picker; noisy input, standard and denoising outputs."""
+                        kind: str = "gaussian", seed: int = 0, class_names: Sequence[str] | None = None,
+                        noun: str = "image") -> CorruptionExplorer:
+    """Notebook 04's widget: corruption kind and level, image picker; noisy input, standard and denoising outputs."""
     return CorruptionExplorer(standard_model, denoising_model, x, labels=labels, noise_std=noise_std, kind=kind,
-                              seed=seed, class_names=class_names)
+                              seed=seed, class_names=class_names, noun=noun)
 
 
 def latent_explorer(model: nn.Module, x, labels=None, noise_std: float = 0.5, seed: int = 0,
-                    class_names: Sequence[str] | None = None) -> LatentExplorer:
-    """Notebook 05's widget: latent noise_std slider, resample button, digit picker; x, decode(z), decode(z + noise)."""
-    return LatentExplorer(model, x, labels=labels, noise_std=noise_std, seed=seed, class_names=class_names)
+                    class_names: Sequence[str] | None = None, noun: str = "image") -> LatentExplorer:
+    """Notebook 05's widget: latent noise_std slider, resample button, image picker; x, decode(z), decode(z + noise)."""
+    return LatentExplorer(model, x, labels=labels, noise_std=noise_std, seed=seed, class_names=class_names, noun=noun)
 
 
 def interpolation(model: nn.Module, x_a, x_b, steps: int = 10) -> dict[str, np.ndarray]:
@@ -335,3 +478,10 @@ def interpolation_figure(model: nn.Module, x_a, x_b, steps: int = 10, axes=None)
     for ax, t in zip(axes[0], result["t"]):
         ax.set_title(f"t={t:.2f}", fontsize=8)
     return fig
+
+
+def vae_explorer(model: nn.Module, n_samples: int = 4, seed: int = 0, z: Sequence[float] = (0.0, 0.0), codes=None,
+                 labels=None, class_names: Sequence[str] | None = None, noun: str = "image") -> VAEExplorer:
+    """Notebook 07's widget: sliders z1, z2 over a 2-D code, decoded live; a button decoding new z ~ N(0, I)."""
+    return VAEExplorer(model, n_samples=n_samples, seed=seed, z=z, codes=codes, labels=labels,
+                       class_names=class_names, noun=noun)

@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 import torch
 
-from course.models import ConvAutoencoder, ConvCodeAutoencoder, ShallowAutoencoder, small_autoencoder
-from course.widgets import (CorruptionExplorer, LatentExplorer, corruption_explorer, interpolation,
-                            interpolation_figure, latent_explorer)
+from course.models import (ConvAutoencoder, ConvCodeAutoencoder, ShallowAutoencoder, VariationalAutoencoder,
+                           small_autoencoder)
+from course.widgets import (CorruptionExplorer, LatentExplorer, VAEExplorer, corruption_explorer, interpolation,
+                            interpolation_figure, latent_explorer, vae_explorer)
 
 
 class Flaky(ShallowAutoencoder):
@@ -76,7 +77,7 @@ def test_corruption_explorer_shows_clean_noisy_and_both_outputs(models, x):
     ("noise_slider", 0.9, "x_noisy"),
     ("kind_dropdown", "masking", "x_noisy"),
     ("kind_dropdown", "salt-and-pepper", "x_noisy"),
-    ("digit_slider", 3, "x"),
+    ("image_slider", 3, "x"),
 ])
 def test_corruption_controls_change_the_picture_and_moving_back_restores_it(models, x, control, new_value, changed):
     ex = corruption_explorer(*models, x, noise_std=0.5)
@@ -189,9 +190,9 @@ def test_latent_explorer_noise_resample_and_digit(x):
     assert not np.array_equal(ex.images["x_hat_noisy"], before[0]["x_hat_noisy"])
     np.testing.assert_array_equal(ex.images["x_hat"], before[0]["x_hat"])
     after_resample = snapshot(ex)
-    ex.digit_slider.value = 4
+    ex.image_slider.value = 4
     assert not np.array_equal(ex.images["x"], before[0]["x"])
-    ex.digit_slider.value = 0
+    ex.image_slider.value = 0
     assert_same(ex, after_resample)
     ex.noise_slider.value = 0.3
     ex.noise_slider.value = 1.0
@@ -236,7 +237,167 @@ def test_interpolation_rows_run_from_a_to_b(x):
     (lambda m, x: latent_explorer(m, x[:, :10]), "x must have shape"),
     (lambda m, x: interpolation(m, x[0], x[1], steps=1), "steps"),
     (lambda m, x: interpolation(m, x[:2], x[1]), "x_a"),
+    (lambda m, x: corruption_explorer(m, m, x, noun="digits"), "noun must be one of 'digit', 'garment', 'image'"),
+    (lambda m, x: latent_explorer(m, x, noun="Garment"), "noun"),
 ])
 def test_bad_arguments_name_the_parameter(models, x, call, match):
     with pytest.raises(ValueError, match=match):
         call(models[0], x)
+
+
+FASHION = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
+
+
+@pytest.mark.parametrize("make", [
+    lambda m, x, **kw: corruption_explorer(m, m, x, **kw),
+    lambda m, x, **kw: latent_explorer(m, x, **kw),
+], ids=["corruption", "latent"])
+def test_labels_and_picker_use_the_datas_noun(models, x, make):
+    ex = make(models[0], x, labels=[9, 1, 2, 3, 4, 5], class_names=FASHION, noun="garment")
+    assert ex.image_slider.description == "garment"
+    assert "garment #0 (Ankle boot)" in ex.figure.axes[0].get_title()
+    ex.image_slider.value = 2
+    assert "garment #2 (Pullover)" in ex.figure.axes[0].get_title()
+    default = make(models[0], x)
+    assert default.image_slider.description == "image"
+    assert "image #0" in default.figure.axes[0].get_title()
+    assert "digit" not in default.figure.axes[0].get_title()
+
+
+@pytest.mark.parametrize("make", [
+    lambda m, x, **kw: corruption_explorer(m, m, x, **kw),
+    lambda m, x, **kw: latent_explorer(m, x, **kw),
+], ids=["corruption", "latent"])
+@pytest.mark.parametrize("bad, match", [
+    (lambda x: (x * 255).to(torch.uint8), r"x must hold pixel values in \[0, 1\], got values from 0 to 25\d.*divide by 255"),
+    (lambda x: x * 255, r"x must hold pixel values in \[0, 1\].*divide by 255"),
+    (lambda x: x - 0.5, r"x must hold pixel values in \[0, 1\], got values from -0.4999"),
+    (lambda x: x.index_put((torch.tensor([1]), torch.tensor([5])), torch.tensor(float("nan"))),
+     r"x must hold pixel values in \[0, 1\], got NaN in 1 pixels"),
+], ids=["uint8", "0-255 float", "negative", "nan"])
+def test_images_outside_0_1_are_refused_by_name(models, x, make, bad, match):
+    with pytest.raises(ValueError, match=match):
+        make(models[0], bad(x))
+
+
+@pytest.mark.parametrize("labels, match", [
+    ([0, 1, 2, 3, 4, 10], "labels must be class indices 0 to 9.*got 10"),
+    ([0, 1, 2, 3, 4, -1], "labels must be class indices 0 to 9.*got -1"),
+    ([0.5, 1, 2, 3, 4, 5], "labels must be class indices 0 to 9"),
+])
+def test_labels_outside_the_classes_are_refused(models, x, labels, match):
+    with pytest.raises(ValueError, match=match):
+        corruption_explorer(models[0], models[1], x, labels=labels, class_names=FASHION)
+    with pytest.raises(ValueError, match=match):
+        latent_explorer(models[0], x, labels=labels, class_names=FASHION)
+    latent_explorer(models[0], x, labels=labels)  # without class names any label is shown as it is
+
+
+def test_interpolation_refuses_0_255_images(models, x):
+    with pytest.raises(ValueError, match=r"x_b must hold pixel values in \[0, 1\]"):
+        interpolation(small_autoencoder(), x[0], x[1] * 255)
+
+
+@pytest.fixture
+def vae():
+    torch.manual_seed(0)
+    return VariationalAutoencoder(latent_dim=2, hidden_dim=16)
+
+
+def test_vae_explorer_sliders_decode_the_chosen_code(vae):
+    ex = vae_explorer(vae, n_samples=3, seed=1)
+    assert isinstance(ex, VAEExplorer)
+    assert list(ex.images) == ["x_hat", "sample_1", "sample_2", "sample_3"]
+    assert (ex.z1_slider.min, ex.z1_slider.max, ex.z2_slider.min, ex.z2_slider.max) == (-3.0, 3.0, -3.0, 3.0)
+    expected = vae.decode(torch.zeros(1, 2)).detach().reshape(28, 28).numpy()
+    np.testing.assert_allclose(ex.images["x_hat"], expected, atol=1e-6)
+    before = snapshot(ex)
+    ex.z1_slider.value = 2.5
+    assert not np.array_equal(ex.images["x_hat"], before[0]["x_hat"])
+    np.testing.assert_allclose(ex.images["x_hat"], vae.decode(torch.tensor([[2.5, 0.0]])).detach().reshape(28, 28),
+                               atol=1e-6)
+    for k in (1, 2, 3):  # the prior samples do not move with the sliders
+        np.testing.assert_array_equal(ex.images[f"sample_{k}"], before[0][f"sample_{k}"])
+    assert "+2.5" in ex.figure.axes[0].get_title()
+    ex.z2_slider.value = -1.0
+    np.testing.assert_allclose(ex.images["x_hat"], vae.decode(torch.tensor([[2.5, -1.0]])).detach().reshape(28, 28),
+                               atol=1e-6)
+    ex.z1_slider.value, ex.z2_slider.value = 0.0, 0.0
+    assert_same(ex, before)
+    assert ex.errors == [] and ex.status.value == ""
+
+
+def test_vae_explorer_button_draws_new_prior_samples(vae):
+    ex = vae_explorer(vae, n_samples=4, seed=3)
+    first, z_first = snapshot(ex), ex.z_samples.clone()
+    assert z_first.shape == (4, 2)
+    np.testing.assert_allclose(ex.images["sample_2"], vae.decode(z_first[1:2]).detach().reshape(28, 28), atol=1e-6)
+    ex.sample_button.click()
+    assert ex.draw == 1 and not torch.equal(ex.z_samples, z_first)
+    for k in (1, 2, 3, 4):
+        assert not np.array_equal(ex.images[f"sample_{k}"], first[0][f"sample_{k}"])
+    np.testing.assert_array_equal(ex.images["x_hat"], first[0]["x_hat"])
+    second = ex.z_samples.clone()
+    ex.sample()
+    assert not torch.equal(ex.z_samples, second)
+    again = vae_explorer(vae, n_samples=4, seed=3)  # the same seed replays the same draws
+    torch.testing.assert_close(again.z_samples, z_first)
+    assert not torch.equal(vae_explorer(vae, n_samples=4, seed=4).z_samples, z_first)
+    assert ex.errors == []
+
+
+def test_vae_explorer_map_marks_the_code_and_the_draws(vae):
+    codes = torch.randn(50, 2, generator=torch.Generator().manual_seed(0))
+    ex = vae_explorer(vae, n_samples=2, codes=codes, labels=torch.arange(50) % 10, class_names=FASHION,
+                      noun="garment")
+    assert ex.map_ax is ex.figure.axes[0] and len(ex.figure.axes) == 4
+    assert ex.map_ax.get_title() == "codes of garments"
+    assert {t.get_text() for t in ex.map_ax.texts} == set(FASHION)
+    ex.z1_slider.value = 1.5
+    np.testing.assert_allclose(ex._z_mark.get_data(), [[1.5], [0.0]])
+    ex.sample_button.click()
+    np.testing.assert_allclose(np.asarray(ex._samples_mark.get_data()).T, ex.z_samples.numpy())
+    assert ex.errors == []
+
+
+def test_vae_explorer_keeps_a_failing_decode_visible():
+    model = Flaky()
+    model.latent_dim = 2  # decode of a 2-unit hidden layer: any 2-D code decodes
+    model.decoder[0] = torch.nn.Linear(2, 784)
+    ex = vae_explorer(model)
+    before = snapshot(ex)
+    model.fail = True
+    ex.sample_button.click()
+    assert len(ex.errors) == 1 and "broke on purpose" in ex.status.value
+    assert_same(ex, before)
+
+
+def test_vae_explorer_leaves_no_figures_open(vae):
+    plt.close("all")
+    ex = vae_explorer(vae, codes=torch.zeros(5, 2))
+    for i in range(20):
+        ex.z1_slider.value = -3 + 0.3 * i
+        ex.sample_button.click()
+    assert plt.get_fignums() == []
+    assert ex.renders == 41 and ex.errors == []
+    ex.close()
+
+
+@pytest.mark.parametrize("call, match", [
+    (lambda v: vae_explorer(small_autoencoder()), "latent_dim=2"),
+    (lambda v: vae_explorer("vae"), "model must be a course model"),
+    (lambda v: vae_explorer(v, n_samples=0), "n_samples"),
+    (lambda v: vae_explorer(v, n_samples=9), "n_samples"),
+    (lambda v: vae_explorer(v, z=(0.0, 4.0)), r"z must be 2 numbers in \[-3, 3\]"),
+    (lambda v: vae_explorer(v, z=(1.0,)), "z must be 2 numbers"),
+    (lambda v: vae_explorer(v, seed=-2), "seed"),
+    (lambda v: vae_explorer(v, noun="shoe"), "noun"),
+    (lambda v: vae_explorer(v, codes=torch.zeros(5, 3)), r"codes must .*shape \(N, 2\)"),
+    (lambda v: vae_explorer(v, codes=torch.full((5, 2), float("nan"))), "codes must be finite"),
+    (lambda v: vae_explorer(v, labels=[1, 2]), "give codes"),
+    (lambda v: vae_explorer(v, codes=torch.zeros(3, 2), labels=[1, 2]), "labels must have one entry per row of codes"),
+    (lambda v: vae_explorer(v, codes=torch.zeros(2, 2), labels=[1, 12], class_names=FASHION), "class indices"),
+])
+def test_vae_explorer_bad_arguments_name_the_parameter(vae, call, match):
+    with pytest.raises(ValueError, match=match):
+        call(vae)
