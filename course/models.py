@@ -355,7 +355,9 @@ def interpolate(z0: torch.Tensor, z1: torch.Tensor, steps: int) -> torch.Tensor:
 
 def reparameterize(mu: torch.Tensor, logvar: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
     """A sample z = mu + sigma * eps of N(mu, sigma^2), with eps ~ N(0, I): random, yet differentiable in mu and logvar."""
-    eps = torch.randn(mu.shape, generator=generator, device=mu.device, dtype=mu.dtype)
+    # Drawn where the generator lives (a CPU generator cannot draw on a GPU), then moved beside mu.
+    device = generator.device if generator is not None else mu.device
+    eps = torch.randn(mu.shape, generator=generator, device=device, dtype=mu.dtype).to(mu.device)
     return mu + torch.exp(0.5 * logvar) * eps  # sigma = exp(logvar / 2)
 
 

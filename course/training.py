@@ -196,7 +196,10 @@ def denoising_loss(model: nn.Module, x: torch.Tensor, corrupt: Callable) -> torc
 
 def kl_divergence(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
     """KL(N(mu, sigma^2) || N(0, I)) in nats, summed over the code's dimensions, averaged over the batch."""
-    per_image = -0.5 * (1 + logvar - mu.pow(2) - logvar.exp()).sum(dim=1)  # (B,)
+    if mu.shape != logvar.shape or mu.dim() != 2:
+        raise ValueError(f"mu and logvar must both have shape (B, latent_dim), got {tuple(mu.shape)} and "
+                         f"{tuple(logvar.shape)}")
+    per_image = -0.5 * (1 + logvar - mu.pow(2) - logvar.exp()).sum(dim=1)  # (B,) one KL per image
     return per_image.mean()
 
 
@@ -216,10 +219,17 @@ class NegativeELBO:
         _check_weight(self.beta)
 
     def __call__(self, model: nn.Module, x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        reconstruction, kl = self.terms(model, x, target)
+        return reconstruction + self.beta * kl
+
+    @staticmethod
+    def terms(model: nn.Module, x: torch.Tensor, target: torch.Tensor,
+              generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """(reconstruction term, KL term), each in nats per image, from one sample z of q(z | x) per image."""
         mu, logvar = model.encode_stats(x)  # (B, latent_dim) each
-        z = reparameterize(mu, logvar)  # a sample of q(z | x), differentiable in mu and logvar
+        z = reparameterize(mu, logvar, generator)  # a sample of q(z | x), differentiable in mu and logvar
         x_hat = model.decode(z)
-        return bernoulli_nll(x_hat, target) + self.beta * kl_divergence(mu, logvar)
+        return bernoulli_nll(x_hat, target), kl_divergence(mu, logvar)
 
 
 def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tensor, target: torch.Tensor,
