@@ -1,0 +1,743 @@
+"""The exercises: references pass, typical mistakes fail with their own hint, stubs, fallbacks and solutions."""
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from course import exercises, metrics, models, training
+from course.exercises import EXERCISES, check, solution, solution_source, use
+
+# The imports a notebook has before its exercises: every solution_source must run after exactly these.
+NOTEBOOK_IMPORTS = "import torch\nfrom torch import nn\nimport torch.nn.functional as F\n"
+
+
+def verdict(capsys, name, answer) -> tuple[bool, str]:
+    """check()'s result and the one line it printed."""
+    passed = check(name, answer)
+    out = capsys.readouterr().out
+    assert out.count("\n") == 1, f"check printed {out!r}, not one line"
+    return passed, out.strip()
+
+
+# ---------------------------------------------------------------------------------------------
+# Typical wrong answers, one per mistake, with a phrase of the hint that names it.
+
+# 01.pca_reconstruct
+def pca_no_centre(x, k):
+    vt = torch.linalg.svd(x, full_matrices=False).Vh[:k]
+    return x @ vt.T @ vt
+
+
+def pca_smallest_variance(x, k):
+    mean = x.mean(0)
+    values, vectors = torch.linalg.eigh((x - mean).T @ (x - mean))  # ascending: the first k are the smallest
+    v = vectors[:, :k]
+    return (x - mean) @ v @ v.T + mean
+
+
+def pca_no_mean_back(x, k):
+    centred = x - x.mean(0)
+    vt = torch.linalg.svd(centred, full_matrices=False).Vh[:k]
+    return centred @ vt.T @ vt
+
+
+def pca_codes_only(x, k):
+    centred = x - x.mean(0)
+    return centred @ torch.linalg.svd(centred, full_matrices=False).Vh[:k].T
+
+
+def pca_fixed_k(x, k):
+    return models.pca_reconstruct(x, 30)
+
+
+def pca_randomized(x, k):
+    mean = x.mean(0)
+    _, _, v = torch.pca_lowrank(x, q=k, center=True)
+    return (x - mean) @ v @ v.T + mean
+
+
+def pca_columns_of_vh(x, k):
+    centred = x - x.mean(0)
+    v = torch.linalg.svd(centred, full_matrices=False).Vh[:, :k]  # columns, not rows
+    return centred @ v @ v.T + x.mean(0)
+
+
+# 02.ShallowAutoencoder
+class ShallowBase(nn.Module):
+    def __init__(self, hidden_dim, encoder=None, decoder=None):
+        super().__init__()
+        self.encoder = encoder or nn.Sequential(nn.Linear(784, hidden_dim), nn.ReLU())
+        self.decoder = decoder or nn.Sequential(nn.Linear(hidden_dim, 784), nn.Sigmoid())
+
+    def encode(self, x):
+        return self.encoder(x)
+
+    def decode(self, z):
+        return self.decoder(z)
+
+    def forward(self, x):
+        z = self.encode(x)
+        return z, self.decode(z)
+
+
+class ShallowOnlyXHat(ShallowBase):
+    def forward(self, x):
+        return self.decode(self.encode(x))
+
+
+class ShallowSwapped(ShallowBase):
+    def forward(self, x):
+        z = self.encode(x)
+        return self.decode(z), z
+
+
+class ShallowNoSigmoid(ShallowBase):
+    def __init__(self, hidden_dim):
+        super().__init__(hidden_dim, decoder=nn.Linear(hidden_dim, 784))
+
+
+class ShallowNoReLU(ShallowBase):
+    def __init__(self, hidden_dim):
+        super().__init__(hidden_dim, encoder=nn.Linear(784, hidden_dim))
+
+
+class ShallowFixedWidth(ShallowBase):
+    def __init__(self, hidden_dim):
+        super().__init__(128)  # hidden_dim ignored
+
+
+class ShallowNoEncoderBias(ShallowBase):
+    def __init__(self, hidden_dim):
+        super().__init__(hidden_dim, encoder=nn.Sequential(nn.Linear(784, hidden_dim, bias=False), nn.ReLU()))
+
+
+class ShallowDetachedCode(ShallowBase):
+    def forward(self, x):
+        z = self.encode(x).detach()  # the encoder never learns
+        return z, self.decode(z)
+
+
+class ShallowStuckHalf(ShallowBase):
+    """A ReLU before the sigmoid: outputs never fall below 0.5, so it cannot learn black backgrounds."""
+
+    def __init__(self, hidden_dim):
+        super().__init__(hidden_dim, decoder=nn.Sequential(nn.Linear(hidden_dim, 784), nn.ReLU(), nn.Sigmoid()))
+
+
+class ShallowNoSuperInit(nn.Module):
+    def __init__(self, hidden_dim):
+        self.encoder = nn.Linear(784, hidden_dim)
+
+
+class ShallowLayersInList(ShallowBase):
+    def __init__(self, hidden_dim):
+        nn.Module.__init__(self)
+        self.layers = [nn.Linear(784, hidden_dim), nn.Linear(hidden_dim, 784)]  # invisible to PyTorch
+
+    def encode(self, x):
+        return torch.relu(self.layers[0](x))
+
+    def decode(self, z):
+        return torch.sigmoid(self.layers[1](z))
+
+
+# 03.l1_penalty
+def l1_sum_over_batch(z, weight):
+    return weight * z.abs().sum(0).mean()
+
+
+def l1_sum_everything(z, weight):
+    return weight * z.abs().sum()
+
+
+def l1_sum_over_units(z, weight):
+    return weight * z.abs().sum(1).mean()
+
+
+def l1_no_abs(z, weight):
+    return weight * z.mean()
+
+
+def l1_no_weight(z, weight):
+    return z.abs().mean()
+
+
+def l1_per_image(z, weight):
+    return weight * z.abs().mean(1)
+
+
+def l1_item(z, weight):
+    return (weight * z.abs().mean()).item()
+
+
+def l1_squared(z, weight):
+    return weight * z.pow(2).mean()
+
+
+# 03.dead_fraction
+def dead_zero_entries(z):
+    return float((z == 0).float().mean())
+
+
+def dead_on_any_image(z):
+    return float((z == 0).any(dim=0).float().mean())
+
+
+def dead_count(z):
+    return int((z == 0).all(dim=0).sum())
+
+
+def dead_transposed(z):
+    return float((z == 0).all(dim=1).float().mean())
+
+
+def dead_alive_fraction(z):
+    return float((z > 0).any(dim=0).float().mean())
+
+
+# 04.gaussian_corrupt
+def corrupt_no_clip(x, noise_std, generator):
+    return x + noise_std * torch.randn(x.shape, generator=generator)
+
+
+def corrupt_std_as_variance(x, noise_std, generator):
+    return (x + math.sqrt(noise_std) * torch.randn(x.shape, generator=generator)).clamp(0, 1)
+
+
+def corrupt_ignores_generator(x, noise_std, generator):
+    return (x + noise_std * torch.randn_like(x)).clamp(0, 1)
+
+
+def corrupt_multiplicative(x, noise_std, generator):
+    return (x * (1 + noise_std * torch.randn(x.shape, generator=generator))).clamp(0, 1)
+
+
+def corrupt_per_image(x, noise_std, generator):
+    return (x + noise_std * torch.randn(x.shape[0], 1, generator=generator)).clamp(0, 1)
+
+
+def corrupt_same_pattern(x, noise_std, generator):
+    return (x + noise_std * torch.randn(x.shape[1], generator=generator)).clamp(0, 1)
+
+
+def corrupt_in_place(x, noise_std, generator):
+    return x.add_(noise_std * torch.randn(x.shape, generator=generator)).clamp_(0, 1)
+
+
+def corrupt_uniform(x, noise_std, generator):
+    return (x + noise_std * torch.rand(x.shape, generator=generator)).clamp(0, 1)
+
+
+# 04.denoising_loss
+def denoise_noisy_target(model, x, corrupt):
+    noisy = corrupt(x)
+    return F.mse_loss(model(noisy)[1], noisy)
+
+
+def denoise_clean_input(model, x, corrupt):
+    return F.mse_loss(model(x)[1], x)
+
+
+def denoise_corrupt_unused(model, x, corrupt):
+    noisy = corrupt(x)  # noqa: F841 (made, then forgotten)
+    return F.mse_loss(model(x)[1], x)
+
+
+def denoise_sum(model, x, corrupt):
+    return F.mse_loss(model(corrupt(x))[1], x, reduction="sum")
+
+
+def denoise_second_draw_target(model, x, corrupt):
+    return F.mse_loss(model(corrupt(x))[1], corrupt(x))
+
+
+def denoise_item(model, x, corrupt):
+    return F.mse_loss(model(corrupt(x))[1], x).item()
+
+
+# 05.interpolate
+def interp_without_ends(z0, z1, steps):
+    t = torch.linspace(0, 1, steps + 2)[1:-1].unsqueeze(1)
+    return (1 - t) * z0 + t * z1
+
+
+def interp_without_end(z0, z1, steps):
+    t = (torch.arange(steps) / steps).unsqueeze(1)
+    return (1 - t) * z0 + t * z1
+
+
+def interp_reversed(z0, z1, steps):
+    t = torch.linspace(0, 1, steps).unsqueeze(1)
+    return (1 - t) * z1 + t * z0
+
+
+def interp_transposed(z0, z1, steps):
+    t = torch.linspace(0, 1, steps).unsqueeze(1)
+    return ((1 - t) * z0 + t * z1).T
+
+
+def interp_uneven(z0, z1, steps):
+    t = torch.linspace(0, 1, steps).pow(2).unsqueeze(1)
+    return (1 - t) * z0 + t * z1
+
+
+# 06.conv_output_size
+def size_no_plus_one(size, kernel, stride=1, padding=0):
+    return (size + 2 * padding - kernel) // stride
+
+
+def size_padding_once(size, kernel, stride=1, padding=0):
+    return (size + padding - kernel) // stride + 1
+
+
+def size_no_floor(size, kernel, stride=1, padding=0):
+    return (size + 2 * padding - kernel) / stride + 1
+
+
+def size_no_stride(size, kernel, stride=1, padding=0):
+    return size + 2 * padding - kernel + 1
+
+
+def size_no_defaults(size, kernel, stride, padding):
+    return (size + 2 * padding - kernel) // stride + 1
+
+
+# 06.CodeOnlyDecoder
+class DecoderWrongSize(nn.Sequential):
+    def __init__(self, channels=(8, 16, 16)):
+        c1, c2, c3 = channels
+        super().__init__(nn.ConvTranspose2d(c3, c2, 3), nn.ReLU(),  # 1 -> 3
+                         nn.ConvTranspose2d(c2, c2, 3, stride=2), nn.ReLU(),  # 3 -> 7
+                         nn.ConvTranspose2d(c2, c1, 3, stride=2, padding=1), nn.ReLU(),  # 7 -> 13: no output_padding
+                         nn.ConvTranspose2d(c1, 1, 3, stride=2, padding=1), nn.Sigmoid())  # 13 -> 25
+
+
+class DecoderNoSigmoid(nn.Sequential):
+    def __init__(self, channels=(8, 16, 16)):
+        super().__init__(*list(models.CodeOnlyDecoder(channels))[:-1])
+
+
+class DecoderWithUnpool(nn.Module):
+    def __init__(self, channels=(8, 16, 16)):
+        super().__init__()
+        self.unpool = nn.MaxUnpool2d(2)
+        self.body = models.CodeOnlyDecoder(channels)
+
+    def forward(self, z):
+        return self.body(z)
+
+
+class DecoderNeedsIndices(nn.Module):
+    def __init__(self, channels=(8, 16, 16)):
+        super().__init__()
+        self.body = models.CodeOnlyDecoder(channels)
+
+    def forward(self, z, indices):
+        return self.body(z)
+
+
+class DecoderUpsampleOnly(nn.Sequential):
+    def __init__(self, channels=(8, 16, 16)):
+        c1, c2, c3 = channels
+        super().__init__(nn.Upsample(size=7), nn.Conv2d(c3, c1, 3, padding=1), nn.ReLU(),
+                         nn.Upsample(size=28), nn.Conv2d(c1, 1, 3, padding=1), nn.Sigmoid())
+
+
+class DecoderIgnoresCode(nn.Module):
+    def __init__(self, channels=(8, 16, 16)):
+        super().__init__()
+        self.body = models.CodeOnlyDecoder(channels)
+
+    def forward(self, z):
+        return self.body(torch.ones_like(z))  # the same image whatever the code
+
+
+class DecoderFixedChannels(nn.Sequential):
+    def __init__(self, channels=(8, 16, 16)):
+        super().__init__(*models.CodeOnlyDecoder((8, 16, 16)))  # channels ignored
+
+
+class DecoderStuckHalf(nn.Sequential):
+    """A ReLU before the sigmoid: every pixel stays at 0.5 or above, so the decoder cannot learn."""
+
+    def __init__(self, channels=(8, 16, 16)):
+        layers = list(models.CodeOnlyDecoder(channels))
+        super().__init__(*layers[:-1], nn.ReLU(), layers[-1])
+
+
+# 07.reparameterize
+def reparam_variance_as_std(mu, logvar, generator):
+    return mu + torch.exp(logvar) * torch.randn(mu.shape, generator=generator)
+
+
+def reparam_exponent_sign(mu, logvar, generator):
+    return mu + torch.exp(-logvar / 2) * torch.randn(mu.shape, generator=generator)
+
+
+def reparam_minus_mu(mu, logvar, generator):
+    return -mu + torch.exp(logvar / 2) * torch.randn(mu.shape, generator=generator)
+
+
+def reparam_sqrt_logvar(mu, logvar, generator):
+    return mu + torch.sqrt(logvar) * torch.randn(mu.shape, generator=generator)
+
+
+def reparam_ignores_generator(mu, logvar, generator):
+    return mu + torch.exp(logvar / 2) * torch.randn_like(mu)
+
+
+def reparam_torch_normal(mu, logvar, generator):
+    return torch.normal(mu, torch.exp(logvar / 2), generator=generator)
+
+
+def reparam_detached(mu, logvar, generator):
+    return (mu + torch.exp(logvar / 2) * torch.randn(mu.shape, generator=generator)).detach()
+
+
+def reparam_shared_eps(mu, logvar, generator):
+    return mu + torch.exp(logvar / 2) * torch.randn(mu.shape[1], generator=generator)
+
+
+# 07.kl_divergence
+def kl_reference_terms(mu, logvar):
+    return 1 + logvar - mu.pow(2) - logvar.exp()
+
+
+def kl_sign(mu, logvar):
+    return 0.5 * kl_reference_terms(mu, logvar).sum(1).mean()
+
+
+def kl_sum_over_batch(mu, logvar):
+    return -0.5 * kl_reference_terms(mu, logvar).sum()
+
+
+def kl_mean_over_dims(mu, logvar):
+    return -0.5 * kl_reference_terms(mu, logvar).mean(1).mean()
+
+
+def kl_logvar_for_exp(mu, logvar):
+    return -0.5 * (1 + logvar - mu.pow(2) - logvar).sum(1).mean()
+
+
+def kl_missing_one(mu, logvar):
+    return -0.5 * (logvar - mu.pow(2) - logvar.exp()).sum(1).mean()
+
+
+def kl_mu_sign(mu, logvar):
+    return -0.5 * (1 + logvar + mu.pow(2) - logvar.exp()).sum(1).mean()
+
+
+L1_BATCH_HINT = ("your penalty grows with the batch size: you summed over the batch; "
+                 "take the mean over images and units")
+
+WRONG = [
+    ("01.pca_reconstruct", pca_no_centre, "did not centre"),
+    ("01.pca_reconstruct", pca_smallest_variance, "SMALLEST"),
+    ("01.pca_reconstruct", pca_no_mean_back, "add the mean image back"),
+    ("01.pca_reconstruct", pca_codes_only, "returned the codes"),
+    ("01.pca_reconstruct", pca_fixed_k, "use k"),
+    ("01.pca_reconstruct", pca_randomized, "approximate method"),
+    ("01.pca_reconstruct", pca_columns_of_vh, "the principal directions are the ROWS of Vh"),
+    ("02.ShallowAutoencoder", ShallowOnlyXHat, "forward returned one tensor"),
+    ("02.ShallowAutoencoder", ShallowSwapped, "returned (x_hat, z)"),
+    ("02.ShallowAutoencoder", ShallowNoSigmoid, "missing the sigmoid"),
+    ("02.ShallowAutoencoder", ShallowNoReLU, "missing the ReLU"),
+    ("02.ShallowAutoencoder", ShallowFixedWidth, "wrong layer sizes"),
+    ("02.ShallowAutoencoder", ShallowNoEncoderBias, "the encoder's Linear has no bias"),
+    ("02.ShallowAutoencoder", ShallowDetachedCode, "no gradient reaches encoder"),
+    ("02.ShallowAutoencoder", ShallowStuckHalf, "does not learn as it should"),
+    ("02.ShallowAutoencoder", ShallowNoSuperInit, "call super().__init__()"),
+    ("02.ShallowAutoencoder", ShallowLayersInList, "has no parameters"),
+    ("02.ShallowAutoencoder", ShallowBase(32), "not a model built from it"),
+    ("03.l1_penalty", l1_sum_over_batch, L1_BATCH_HINT),
+    ("03.l1_penalty", l1_sum_everything, L1_BATCH_HINT),  # the original's flaw: the same hint
+    ("03.l1_penalty", l1_sum_over_units, "grows with the number of units"),
+    ("03.l1_penalty", l1_no_abs, "absolute value"),
+    ("03.l1_penalty", l1_no_weight, "does not change with weight"),
+    ("03.l1_penalty", l1_per_image, "of shape (8,)"),
+    ("03.l1_penalty", l1_item, "returned a Python float"),
+    ("03.l1_penalty", l1_squared, "L2 penalty"),
+    ("03.dead_fraction", dead_zero_entries, "fraction of zero ENTRIES"),
+    ("03.dead_fraction", dead_on_any_image, "0 on ANY image"),
+    ("03.dead_fraction", dead_count, "return the fraction"),
+    ("03.dead_fraction", dead_transposed, "wrong axis"),
+    ("03.dead_fraction", dead_alive_fraction, "ALIVE"),
+    ("04.gaussian_corrupt", corrupt_no_clip, "clip them back to [0, 1]"),
+    ("04.gaussian_corrupt", corrupt_std_as_variance, "used noise_std as the variance"),
+    ("04.gaussian_corrupt", corrupt_ignores_generator, "the generator is ignored"),
+    ("04.gaussian_corrupt", corrupt_multiplicative, "multiplicative"),
+    ("04.gaussian_corrupt", corrupt_per_image, "every pixel of an image gets the same noise"),
+    ("04.gaussian_corrupt", corrupt_same_pattern, "every image gets the same noise pattern"),
+    ("04.gaussian_corrupt", corrupt_in_place, "in place"),
+    ("04.gaussian_corrupt", corrupt_uniform, "torch.rand draws U(0, 1)"),
+    ("04.denoising_loss", denoise_noisy_target, "scored against the corrupted images"),
+    ("04.denoising_loss", denoise_clean_input, "corrupt was never called"),
+    ("04.denoising_loss", denoise_corrupt_unused, "the model saw the clean x"),
+    ("04.denoising_loss", denoise_sum, "summed the squared errors"),
+    ("04.denoising_loss", denoise_second_draw_target, "second corruption"),
+    ("04.denoising_loss", denoise_item, "returned a Python float"),
+    ("05.interpolate", interp_without_ends, "both ends must be included"),
+    ("05.interpolate", interp_without_end, "your t runs [0.00, 0.20, 0.40, 0.60, 0.80]"),
+    ("05.interpolate", interp_reversed, "runs backwards"),
+    ("05.interpolate", interp_transposed, "transposed"),
+    ("05.interpolate", interp_uneven, "not evenly spaced"),
+    ("06.conv_output_size", size_no_plus_one, "forgot the + 1"),
+    ("06.conv_output_size", size_padding_once, "both sides"),
+    ("06.conv_output_size", size_no_floor, "floor the division"),
+    ("06.conv_output_size", size_no_stride, "ignored the stride"),
+    ("06.conv_output_size", size_no_defaults, "give stride a default of 1"),
+    ("06.CodeOnlyDecoder", DecoderWrongSize, "ConvTranspose2d 8x13x13 -> ReLU 8x13x13 -> ConvTranspose2d 1x25x25"),
+    ("06.CodeOnlyDecoder", DecoderNoSigmoid, "end the decoder with a sigmoid"),
+    ("06.CodeOnlyDecoder", DecoderWithUnpool, "pooling indices"),
+    ("06.CodeOnlyDecoder", DecoderNeedsIndices, "must take only the code"),
+    ("06.CodeOnlyDecoder", DecoderUpsampleOnly, "no nn.ConvTranspose2d"),
+    ("06.CodeOnlyDecoder", DecoderIgnoresCode, "do not depend on the code"),
+    ("06.CodeOnlyDecoder", DecoderFixedChannels, "build the layers from channels"),
+    ("06.CodeOnlyDecoder", DecoderStuckHalf, "does not learn as it should"),
+    ("07.reparameterize", reparam_variance_as_std, "exp(logvar), the variance, as the std"),
+    ("07.reparameterize", reparam_exponent_sign, "sign error in the exponent"),
+    ("07.reparameterize", reparam_minus_mu, "is -mu: a sign error"),
+    ("07.reparameterize", reparam_sqrt_logvar, "sqrt(logvar) is not sigma"),
+    ("07.reparameterize", reparam_ignores_generator, "the generator is ignored"),
+    ("07.reparameterize", reparam_torch_normal, "no gradient reaches mu"),
+    ("07.reparameterize", reparam_detached, "no gradient flows"),
+    ("07.reparameterize", reparam_shared_eps, "every image gets the same eps"),
+    ("07.kl_divergence", kl_sign, "a sign error"),
+    ("07.kl_divergence", kl_sum_over_batch, "summed over the batch"),
+    ("07.kl_divergence", kl_mean_over_dims, "averaged over the code's dimensions"),
+    ("07.kl_divergence", kl_logvar_for_exp, "you wrote logvar where the formula has exp(logvar)"),
+    ("07.kl_divergence", kl_missing_one, "your KL is 2, not 0"),
+    ("07.kl_divergence", kl_mu_sign, "sign error on mu^2"),
+]
+
+
+@pytest.mark.parametrize("name, answer, phrase", WRONG,
+                         ids=[f"{name}-{getattr(answer, '__name__', type(answer).__name__)}" for name, answer, _ in WRONG])
+def test_a_typical_mistake_fails_with_its_own_hint(capsys, name, answer, phrase):
+    passed, line = verdict(capsys, name, answer)
+    assert not passed
+    assert line.startswith(f"✗ {name}: ")
+    assert phrase in line
+
+
+def test_every_exercise_detects_at_least_two_typical_mistakes():
+    counts = {name: sum(1 for n, _, _ in WRONG if n == name) for name in EXERCISES}
+    assert min(counts.values()) >= 2, counts
+
+
+def test_different_mistakes_of_one_exercise_get_different_hints(capsys):
+    for name in EXERCISES:
+        lines = {verdict(capsys, n, answer)[1] for n, answer, _ in WRONG if n == name}
+        assert len(lines) == len({phrase for n, _, phrase in WRONG if n == name}), name
+
+
+# ---------------------------------------------------------------------------------------------
+# References, stubs, fallbacks, solutions
+
+
+# Correct answers written differently from the reference: the checks must not demand its exact code.
+def pca_by_eigh(x, k):
+    mean = x.mean(dim=0, keepdim=True)
+    centred = x - mean
+    _, vectors = torch.linalg.eigh(centred.T @ centred / (x.shape[0] - 1))
+    v = vectors[:, -k:]  # eigh sorts ascending: the last k have the largest variance
+    return centred @ v @ v.T + mean
+
+
+class ShallowFunctional(nn.Module):
+    def __init__(self, hidden_dim):
+        super().__init__()
+        self.out = nn.Linear(hidden_dim, 784)  # made first: a different initialisation from the reference's
+        self.hidden = nn.Linear(784, hidden_dim)
+
+    def encode(self, x):
+        return F.relu(self.hidden(x))
+
+    def decode(self, z):
+        return torch.sigmoid(self.out(z))
+
+    def forward(self, x):
+        z = self.encode(x)
+        return z, self.decode(z)
+
+
+class DecoderLinearFirst(nn.Module):
+    def __init__(self, channels=(8, 16, 16)):
+        super().__init__()
+        c1, c2, c3 = channels
+        self.c2 = c2
+        self.fc = nn.Linear(c3, c2 * 7 * 7)
+        self.up = nn.Sequential(nn.ReLU(), nn.ConvTranspose2d(c2, c1, 4, stride=2, padding=1), nn.ReLU(),  # 7 -> 14
+                                nn.ConvTranspose2d(c1, 1, 4, stride=2, padding=1), nn.Sigmoid())  # 14 -> 28
+
+    def forward(self, z):
+        return self.up(self.fc(z.flatten(1)).view(-1, self.c2, 7, 7))
+
+
+CORRECT = [
+    ("01.pca_reconstruct", pca_by_eigh),
+    ("02.ShallowAutoencoder", ShallowFunctional),
+    ("03.l1_penalty", lambda z, weight: weight * z.abs().sum() / z.numel()),
+    ("03.dead_fraction", lambda z: (z.sum(dim=0) == 0).float().mean()),  # a 0-d tensor is fine
+    ("04.gaussian_corrupt", lambda x, noise_std, generator:
+        torch.clip(x + torch.normal(0.0, noise_std, size=x.shape, generator=generator), 0, 1)),
+    ("04.denoising_loss", lambda model, x, corrupt: ((model(corrupt(x))[1] - x) ** 2).mean()),
+    ("05.interpolate", lambda z0, z1, steps: torch.stack([z0 + (z1 - z0) * i / (steps - 1) for i in range(steps)])),
+    ("06.conv_output_size", lambda size, kernel, stride=1, padding=0:
+        math.floor((size + 2 * padding - kernel) / stride) + 1),
+    ("06.CodeOnlyDecoder", DecoderLinearFirst),
+    ("07.reparameterize", lambda mu, logvar, generator:
+        mu + logvar.mul(0.5).exp() * torch.randn(mu.size(), generator=generator)),
+    ("07.kl_divergence", lambda mu, logvar: 0.5 * torch.sum(mu ** 2 + logvar.exp() - 1 - logvar, dim=1).mean()),
+]
+
+
+@pytest.mark.parametrize("name, answer", CORRECT, ids=[name for name, _ in CORRECT])
+def test_a_correct_answer_written_differently_passes(capsys, name, answer):
+    passed, line = verdict(capsys, name, answer)
+    assert passed, line
+
+
+@pytest.mark.parametrize("name", list(EXERCISES))
+def test_the_reference_passes_its_own_check(capsys, name):
+    passed, line = verdict(capsys, name, solution(name))
+    assert passed, line
+    assert line.startswith(f"✓ {name}: correct")
+
+
+def stub_for(name: str):
+    """What a student starts from: the Neuromatch-style stub that raises NotImplementedError."""
+    reference = solution(name)
+    if isinstance(reference, type):
+        class Stub(nn.Module):
+            def __init__(self, *args, **kwargs):
+                super().__init__()
+                raise NotImplementedError("Student exercise: define the layers")
+        return Stub
+
+    def stub(*args, **kwargs):
+        raise NotImplementedError("Student exercise: write this function")
+    return stub
+
+
+@pytest.mark.parametrize("name", list(EXERCISES))
+def test_a_stub_is_not_attempted_yet(capsys, name):
+    passed, line = verdict(capsys, name, stub_for(name))
+    assert not passed
+    assert line == f"○ {name}: not attempted yet. Task: {EXERCISES[name].task}"
+    assert verdict(capsys, name, None) == (False, line)
+
+
+def test_a_stub_whose_forward_raises_is_not_attempted_yet(capsys):
+    class Stub(ShallowBase):
+        def forward(self, x):
+            raise NotImplementedError("Student exercise: return (z, x_hat)")
+
+    passed, line = verdict(capsys, "02.ShallowAutoencoder", Stub)
+    assert not passed and "not attempted yet" in line
+
+
+def test_a_crash_in_student_code_is_a_hint_quoting_the_error(capsys):
+    def broken(z, weight):
+        return weight * z.view(3, -1).abs().mean()  # a shape error
+
+    passed, line = verdict(capsys, "03.l1_penalty", broken)
+    assert not passed
+    assert "l1_penalty(z, weight=0.3) with z of shape (8, 32) raised RuntimeError: shape '[3, -1]' is invalid" in line
+
+
+def test_use_falls_back_to_the_reference_with_one_line(capsys):
+    assert use("03.l1_penalty", l1_sum_over_batch) is training.l1_penalty
+    assert capsys.readouterr().out == \
+        "using the course's reference 03.l1_penalty (your version did not pass its check)\n"
+    assert use("03.l1_penalty", stub_for("03.l1_penalty")) is training.l1_penalty
+    assert capsys.readouterr().out == "using the course's reference 03.l1_penalty (not attempted yet)\n"
+    assert use("03.dead_fraction", None) is metrics.dead_fraction
+    assert capsys.readouterr().out == "using the course's reference 03.dead_fraction (not attempted yet)\n"
+
+
+def test_use_returns_a_passing_answer_itself(capsys):
+    def l1_penalty(z, weight):
+        return weight * torch.mean(torch.abs(z))
+
+    assert use("03.l1_penalty", l1_penalty) is l1_penalty
+    assert capsys.readouterr().out == "using your 03.l1_penalty (it passed its check)\n"
+
+
+def test_use_after_check_prints_only_its_own_line(capsys):
+    check("03.l1_penalty", l1_no_abs)
+    capsys.readouterr()
+    use("03.l1_penalty", l1_no_abs)
+    assert capsys.readouterr().out.splitlines() == [
+        "using the course's reference 03.l1_penalty (your version did not pass its check)"]
+
+
+@pytest.mark.parametrize("call", [check, use])
+def test_unknown_names_raise_listing_the_exercises(call):
+    with pytest.raises(ValueError, match="01.pca_reconstruct, 02.ShallowAutoencoder"):
+        call("03.l2_penalty", l1_no_abs)
+    for lookup in (solution, solution_source):
+        with pytest.raises(ValueError, match="07.kl_divergence"):
+            lookup("l1_penalty")
+
+
+@pytest.mark.parametrize("name", list(EXERCISES))
+def test_solution_source_runs_alone_and_passes_its_check(capsys, name):
+    source = solution_source(name)
+    namespace: dict = {}
+    exec(compile(NOTEBOOK_IMPORTS + source, f"<solution {name}>", "exec"), namespace)
+    answer = namespace[EXERCISES[name].answer_name]
+    assert answer is not solution(name)
+    passed, line = verdict(capsys, name, answer)
+    assert passed, line
+
+
+def test_show_solution_displays_the_highlighted_source(monkeypatch):
+    import IPython.display
+
+    shown = []
+    monkeypatch.setattr(IPython.display, "display", shown.append)
+    exercises.show_solution("05.interpolate")
+    assert len(shown) == 1 and isinstance(shown[0], IPython.display.Code)
+    assert shown[0].data == solution_source("05.interpolate") and "def interpolate(" in shown[0].data
+
+
+def test_checks_leave_the_random_streams_and_thread_count_alone(capsys):
+    torch.manual_seed(123)
+    state, threads = torch.get_rng_state(), torch.get_num_threads()
+    check("04.gaussian_corrupt", corrupt_no_clip)
+    check("07.reparameterize", lambda mu, logvar, generator: models.reparameterize(mu, logvar, generator))
+    assert torch.equal(torch.get_rng_state(), state)
+    assert torch.get_num_threads() == threads
+
+
+def test_a_statistical_check_gives_the_same_line_every_time(capsys):
+    # Two equal answers (distinct objects, so neither verdict is remembered): the same seeded draws, the same line.
+    lines = {verdict(capsys, "04.gaussian_corrupt", lambda x, s, g: (x + s * torch.randn(x.shape, generator=g))
+                     .clamp(0, 1))[1] for _ in range(2)}
+    assert len(lines) == 1
+
+
+def test_an_answer_drawing_noise_differently_but_correctly_passes(capsys):
+    def gaussian_corrupt(x, noise_std, generator):
+        return torch.normal(x, noise_std, generator=generator).clamp(0, 1)
+
+    def reparameterize(mu, logvar, generator):
+        return mu - torch.exp(0.5 * logvar) * torch.empty_like(mu).normal_(generator=generator)  # -eps ~ N(0, 1)
+
+    assert verdict(capsys, "04.gaussian_corrupt", gaussian_corrupt)[0]
+    assert verdict(capsys, "07.reparameterize", reparameterize)[0]
+
+
+def test_exercise_specs_name_their_notebook_and_reference():
+    for name, exercise in EXERCISES.items():
+        number, answer_name = name.split(".")
+        assert exercise.notebook.startswith(number + "_"), name
+        assert exercise.reference.__name__ == answer_name
+        assert exercise.task.endswith(".") and exercise.task.count(". ") == 0, exercise.task
+        assert answer_name in exercise.signature
+        assert exercise.minutes > 0
