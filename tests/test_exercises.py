@@ -515,8 +515,11 @@ WRONG = [
 ]
 
 
-@pytest.mark.parametrize("name, answer, phrase", WRONG,
-                         ids=[f"{name}-{getattr(answer, '__name__', type(answer).__name__)}" for name, answer, _ in WRONG])
+def answer_id(name, answer) -> str:
+    return f"{name}-{getattr(answer, '__name__', type(answer).__name__)}"
+
+
+@pytest.mark.parametrize("name, answer, phrase", WRONG, ids=[answer_id(name, answer) for name, answer, _ in WRONG])
 def test_a_typical_mistake_fails_with_its_own_hint(capsys, name, answer, phrase):
     passed, line = verdict(capsys, name, answer)
     assert not passed
@@ -741,3 +744,11 @@ def test_exercise_specs_name_their_notebook_and_reference():
         assert exercise.task.endswith(".") and exercise.task.count(". ") == 0, exercise.task
         assert answer_name in exercise.signature
         assert exercise.minutes > 0
+
+
+def test_the_real_inputs_are_mlxtends_digits(sample):
+    # The checks' fast reader and course.data's loader see the same 5,000 digits (sums per pixel compared).
+    everything = torch.cat([sample.train.x, sample.val.x, sample.test.x])
+    digits = exercises._digits()
+    assert digits.shape == everything.shape == (5000, 784)
+    assert torch.allclose(digits.double().sum(0), everything.double().sum(0), atol=1e-6)
