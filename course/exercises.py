@@ -190,13 +190,22 @@ def _call(fn, *args, what: str, **kwargs):
     return result
 
 
+def _described(value) -> str:
+    """What a wrong return value is, for a hint: 'None (no return statement?)', 'a numpy.ndarray', ..."""
+    if value is None:
+        return "None (a missing return statement?)"
+    if value is Ellipsis:
+        return "... (a placeholder of the stub is still there)"
+    module = type(value).__module__.split(".")[0]
+    return f"a {type(value).__name__}" if module == "builtins" else f"a {module}.{type(value).__name__}"
+
+
 def _tensor(value, what: str) -> torch.Tensor:
     """value itself when it is a tensor; otherwise a hint saying what it was."""
     if isinstance(value, torch.Tensor):
         return value
-    kind = type(value).__module__.split(".")[0] + "." + type(value).__name__
-    extra = " (torch.from_numpy converts an array; better, stay in torch)" if kind.startswith("numpy") else ""
-    raise _Wrong(f"{what} returned a {kind}; return a torch tensor{extra}")
+    extra = " (torch.from_numpy converts an array; better, stay in torch)" if type(value).__module__ == "numpy" else ""
+    raise _Wrong(f"{what} returned {_described(value)}; return a torch tensor{extra}")
 
 
 def _scalar(value, what: str, how: str) -> torch.Tensor:
@@ -216,8 +225,8 @@ def _number(value, what: str) -> float:
         return float(value.detach())
     if isinstance(value, numbers.Real) and not isinstance(value, bool):
         return float(value)
-    shape = f" of shape {tuple(value.shape)}" if isinstance(value, torch.Tensor) else ""
-    raise _Wrong(f"{what} returned {type(value).__name__}{shape}; return one number (a float)")
+    kind = f"a tensor of shape {tuple(value.shape)}" if isinstance(value, torch.Tensor) else _described(value)
+    raise _Wrong(f"{what} returned {kind}; return one number (a float)")
 
 
 def _same(a: torch.Tensor, b: torch.Tensor, rtol: float = 1e-4, atol: float = 1e-6) -> bool:
@@ -466,7 +475,7 @@ def _check_shallow_autoencoder(answer) -> str:
         raise _Wrong(f"forward returned one tensor (shape {tuple(out.shape)}); return the pair (z, x_hat): "
                      "the code and the reconstruction, in that order")
     if not isinstance(out, (tuple, list)) or len(out) != 2 or not all(isinstance(t, torch.Tensor) for t in out):
-        raise _Wrong(f"forward should return a pair of tensors (z, x_hat), got {type(out).__name__}")
+        raise _Wrong(f"forward should return a pair of tensors (z, x_hat), it returned {_described(out)}")
     z, x_hat = out
     if z.shape == (16, 784) and x_hat.shape == (16, h):
         raise _Wrong("forward returned (x_hat, z): swap them, forward returns (z, x_hat), the code first")

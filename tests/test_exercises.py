@@ -199,6 +199,10 @@ def dead_alive_fraction(z):
     return float((z > 0).any(dim=0).float().mean())
 
 
+def dead_no_return(z):
+    float((z == 0).all(dim=0).float().mean())  # computed, never returned
+
+
 # 04.gaussian_corrupt
 def corrupt_no_clip(x, noise_std, generator):
     return x + noise_std * torch.randn(x.shape, generator=generator)
@@ -283,6 +287,18 @@ def interp_transposed(z0, z1, steps):
 def interp_uneven(z0, z1, steps):
     t = torch.linspace(0, 1, steps).pow(2).unsqueeze(1)
     return (1 - t) * z0 + t * z1
+
+
+def interp_numpy(z0, z1, steps):
+    import numpy as np
+
+    t = np.linspace(0, 1, steps)[:, None]
+    return (1 - t) * z0.numpy() + t * z1.numpy()
+
+
+def interp_placeholder(z0, z1, steps):
+    t = torch.linspace(0, 1, steps).unsqueeze(1)  # noqa: F841 (the student stopped here)
+    return ...
 
 
 # 06.conv_output_size
@@ -466,6 +482,7 @@ WRONG = [
     ("03.dead_fraction", dead_count, "return the fraction"),
     ("03.dead_fraction", dead_transposed, "wrong axis"),
     ("03.dead_fraction", dead_alive_fraction, "ALIVE"),
+    ("03.dead_fraction", dead_no_return, "returned None (a missing return statement?)"),
     ("04.gaussian_corrupt", corrupt_no_clip, "clip them back to [0, 1]"),
     ("04.gaussian_corrupt", corrupt_std_as_variance, "used noise_std as the variance"),
     ("04.gaussian_corrupt", corrupt_ignores_generator, "the generator is ignored"),
@@ -485,6 +502,8 @@ WRONG = [
     ("05.interpolate", interp_reversed, "runs backwards"),
     ("05.interpolate", interp_transposed, "transposed"),
     ("05.interpolate", interp_uneven, "not evenly spaced"),
+    ("05.interpolate", interp_numpy, "returned a numpy.ndarray; return a torch tensor"),
+    ("05.interpolate", interp_placeholder, "a placeholder of the stub is still there"),
     ("06.conv_output_size", size_no_plus_one, "forgot the + 1"),
     ("06.conv_output_size", size_padding_once, "both sides"),
     ("06.conv_output_size", size_no_floor, "floor the division"),
