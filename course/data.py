@@ -225,7 +225,7 @@ def _fix_in_folder(folder: Path, name: str) -> str:
 
 
 def find_idx_files(folder: str | os.PathLike) -> dict[str, tuple[Path, Path]] | None:
-    """The (images, labels) paths of "train" and "test" in `folder`, plain or .gz (plain wins); None if one lacks."""
+    """The (images, labels) files of "train" and "test" in `folder`, plain winning over .gz; None if any is absent."""
     folder = Path(folder)
     found = {}
     for part, names in IDX_FILES.items():
