@@ -11,8 +11,8 @@ import nbformat
 import pytest
 import torch
 
-from course.tools.cli import main
-from course.tools.batch import parse_value, select_notebooks
+from course.tools.cli import build_parser, main
+from course.tools.batch import select_notebooks
 from course.config import repo_root
 from course.tools.report import summary_markdown
 
@@ -127,9 +127,9 @@ def test_cuda_without_cuda_fails_at_once(notebook_dir, tmp_path, capsys):
     assert "CUDA is not available" in capsys.readouterr().err
 
 
-def test_values_are_read_like_papermill():
-    values = ("5", "1e-3", "True", "None", "cpu", "[64, 128]", "[oops")
-    assert [parse_value(v) for v in values] == [5, 1e-3, True, None, "cpu", [64, 128], "[oops"]
+def test_repeated_notebooks_options_add_up():
+    args = build_parser().parse_args(["run", "--notebooks", "1", "--notebooks", "5", "6"])
+    assert args.notebooks == ["1", "5", "6"]
 
 
 def test_notebooks_are_selected_by_number_or_name(tmp_path):

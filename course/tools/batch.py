@@ -3,38 +3,46 @@ from __future__ import annotations
 
 import contextlib
 import json
-import multiprocessing
 import os
+import queue
+import signal
+import threading
 import time
-from concurrent.futures import FIRST_COMPLETED, Executor, ProcessPoolExecutor, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Callable
 
-from course.config import repo_root, resolve_device
-from course.tools.report import error_text, references, write_summary
+from course.config import repo_root
+from course.tools.checks import check_notebook, new_run_dir, prepare_out_dir, resolve_device_name
+from course.tools.kernels import RUNNING, client_options
+from course.tools.params import assign, declared
+from course.tools.report import error_text, memory_of, references, write_summary
 
 # The kernel named "python3" runs on the interpreter that runs this command (jupyter_client's rule).
 KERNEL_NAME = "python3"
 # A notebook that reuses another's cached models starts after it when both are selected.
 DEPENDS_ON = {"04_denoising_autoencoder": ("02_standard_autoencoder",)}
-# Parameters the command sets itself, and the option that sets each.
-RESERVED = {"device": "--device", "output_dir": "--out"}
+# After Ctrl-C: how long interrupted kernels get to stop on their own, then how long killed ones get to go.
+INTERRUPT_GRACE_SECONDS = 3.0
+KILL_WAIT_SECONDS = 10.0
 
 
 class BatchError(ValueError):
-    """A bad request (unknown notebook or parameter), found before any kernel starts."""
+    """A bad request (unknown notebook, bad --jobs), found before any kernel starts."""
 
 
 @dataclass(frozen=True)
 class Task:
-    """One notebook to execute: where it is, where its outputs go, its parameters and kernel cwd."""
+    """One notebook to execute: the file run, its course name, where outputs go, its parameters, kernel cwd
+    and the device the batch runs on."""
 
     path: Path
+    stem: str
     out: Path
     parameters: dict
     cwd: Path
+    device: str = "cpu"
 
 
 def default_notebook_dir() -> Path:
@@ -42,16 +50,11 @@ def default_notebook_dir() -> Path:
     return repo_root() / "notebooks"
 
 
-def default_out_dir() -> Path:
-    """<repo>/runs/<timestamp>."""
-    return repo_root() / "runs" / datetime.now().strftime("%Y%m%d-%H%M%S")
-
-
 def find_notebooks(notebook_dir: Path) -> list[Path]:
     """The course notebooks (NN_name.ipynb) in `notebook_dir`, in order."""
     found = sorted(notebook_dir.glob("[0-9]*.ipynb"))
     if not found:
-        raise BatchError(f"no notebooks named NN_name.ipynb in {notebook_dir}")
+        raise BatchError(f"--notebook-dir {notebook_dir}: no notebooks named NN_name.ipynb there")
     return found
 
 
@@ -71,40 +74,9 @@ def select_notebooks(available: list[Path], wanted: list[str] | None) -> list[Pa
         matches = [path for path in available if _matches(path, item.strip())]
         if not matches:
             names = ", ".join(path.stem for path in available)
-            raise BatchError(f"unknown notebook {item!r}; choose a number or a name among: {names}")
+            raise BatchError(f"--notebooks: unknown notebook {item!r}; choose a number or a name among: {names}")
         chosen.update(matches)
     return [path for path in available if path in chosen]
-
-
-def parse_value(text: str):
-    """A -p value read as papermill's CLI reads it (True, False, None, int, float, else the text), plus JSON lists."""
-    if text in ("True", "False", "None"):
-        return {"True": True, "False": False, "None": None}[text]
-    if text.startswith("["):
-        try:
-            return json.loads(text)
-        except ValueError:
-            pass
-    for kind in (int, float):
-        try:
-            return kind(text)
-        except ValueError:
-            pass
-    return text
-
-
-def split_parameters(notebooks: list[Path], parameters: dict) -> dict[Path, dict]:
-    """Give each notebook the parameters its `parameters` cell declares; a name none declares is an error."""
-    from papermill import inspect_notebook
-
-    declared = {path: set(inspect_notebook(str(path))) for path in notebooks}
-    for name in parameters:
-        if name in RESERVED:
-            raise BatchError(f"-p {name}: set it with {RESERVED[name]} instead")
-        if not any(name in names for names in declared.values()):
-            known = ", ".join(sorted(set().union(*declared.values()) - set(RESERVED))) or "none"
-            raise BatchError(f"-p {name}: no selected notebook has a parameter named {name!r} (they have: {known})")
-    return {path: {k: v for k, v in parameters.items() if k in declared[path]} for path in notebooks}
 
 
 def export_html(notebook: Path) -> Path:
@@ -119,19 +91,21 @@ def export_html(notebook: Path) -> Path:
 
 
 def _files(task: Task) -> dict[str, Path]:
-    executed = task.out / task.path.name
+    executed = task.out / f"{task.stem}.ipynb"
     return {"output": executed, "html": executed.with_suffix(".html"),
-            "metrics_file": task.out / f"{task.path.stem}.metrics.json"}
+            "metrics_file": task.out / f"{task.stem}.metrics.json",
+            "kernel_log": task.out / f"{task.stem}.kernel.log"}
 
 
-def _record(task: Task, status: str, wall: float = 0.0, error: dict | None = None) -> dict:
-    """What summary.json says of one notebook: status, time, files written, metrics, error, references."""
+def _record(task: Task, status: str, wall: float = 0.0, error: dict | None = None,
+            started: str | None = None) -> dict:
+    """What summary.json says of one notebook: status, times, files written, metrics, memory, error, references."""
     files = _files(task)
     found = {key: path.name if status != "skipped" and path.exists() else None for key, path in files.items()}
     metrics = json.loads(files["metrics_file"].read_text()) if found["metrics_file"] else None
-    return {"notebook": task.path.stem, "status": status, "wall_seconds": round(wall, 2),
-            "parameters": task.parameters, **found, "metrics": metrics, "error": error,
-            "references": references(task.path.stem)}
+    return {"notebook": task.stem, "status": status, "started": started, "wall_seconds": round(wall, 2),
+            "device": task.device, "parameters": task.parameters, **found, "metrics": metrics,
+            "memory": memory_of(metrics), "error": error, "references": references(task.stem)}
 
 
 def execute(task: Task) -> dict:
@@ -143,58 +117,139 @@ def execute(task: Task) -> dict:
     for path in files.values():
         path.unlink(missing_ok=True)  # never report what a previous run left in the same folder
     error = None
-    start = time.perf_counter()
+    started, start = datetime.now().isoformat(timespec="seconds"), time.perf_counter()
+    key = str(files["output"])
     try:
-        papermill.execute_notebook(task.path, files["output"], parameters=task.parameters,
-                                   kernel_name=KERNEL_NAME, progress_bar=False, cwd=task.cwd)
+        papermill.execute_notebook(task.path, files["output"], parameters=task.parameters, kernel_name=KERNEL_NAME,
+                                   progress_bar=False, **client_options(key, str(files["kernel_log"]), str(task.cwd)))
     except PapermillExecutionError as err:
         error = {"cell": err.exec_count, "cell_index": err.cell_index, "ename": err.ename, "evalue": err.evalue}
     except Exception as err:  # kernel death, unreadable notebook...: recorded, the batch goes on
         error = {"cell": None, "cell_index": None, "ename": type(err).__name__, "evalue": str(err)}
+    finally:
+        RUNNING.remove(key)
     wall = time.perf_counter() - start
-    if files["output"].exists():
+    if files["kernel_log"].exists() and files["kernel_log"].stat().st_size == 0:
+        files["kernel_log"].unlink()  # kept only when the kernel had something to say
+    # After Ctrl-C an interrupted notebook is not exported: the user is waiting for the prompt.
+    if files["output"].exists() and not (error and RUNNING.stopping):
         try:
             export_html(files["output"])
         except Exception as err:  # an export bug must not hide the other notebooks' results
             error = error or {"cell": None, "cell_index": None, "ename": type(err).__name__,
                               "evalue": f"HTML export failed: {err}"}
-    return _record(task, "failed" if error else "ok", wall, error)
-
-
-def _executor(jobs: int) -> Executor:
-    # papermill changes the process' working directory while a kernel starts, so parallel
-    # notebooks run in separate processes; one at a time, a worker thread suffices.
-    if jobs == 1:
-        return ThreadPoolExecutor(max_workers=1)
-    return ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn"))
+    return _record(task, "failed" if error else "ok", wall, error, started)
 
 
 def _progress_line(index: int, total: int, record: dict) -> str:
     line = f"[{index}/{total}] {record['notebook']}: {record['status']} in {record['wall_seconds']:.1f} s"
-    return line + (f" ({error_text(record['error'])})" if record["error"] else "")
+    if record["error"]:
+        line += f" ({error_text(record['error'])})"
+        if record["kernel_log"]:
+            line += f"; kernel log: {record['kernel_log']}"
+    return line
 
 
-def schedule(tasks: list[Task], jobs: int, fail_fast: bool, progress: Callable[[str], None]) -> list[dict]:
-    """Execute `tasks` at most `jobs` at a time, each after the ones it depends on; records in task order."""
-    by_stem = {task.path.stem: task for task in tasks}
+class CtrlC:
+    """While installed, counts SIGINTs instead of raising KeyboardInterrupt at whatever line runs.
+
+    Installed only in the main thread and only where SIGINT is not ignored (nohup, `cmd &` in a script).
+    """
+
+    def __init__(self):
+        self.presses = 0
+        self._previous = None
+
+    def __call__(self, signum, frame) -> None:
+        self.presses += 1
+
+    def __enter__(self) -> CtrlC:
+        if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGINT) != signal.SIG_IGN:
+            self._previous = signal.signal(signal.SIGINT, self)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+
+
+def _start(task: Task, results: queue.Queue) -> None:
+    def run() -> None:
+        try:
+            record = execute(task)
+        except BaseException as err:  # execute records failures itself; this is a bug, still reported
+            record = _record(task, "failed", error={"cell": None, "cell_index": None, "ename": type(err).__name__,
+                                                    "evalue": str(err)})
+        results.put((task.stem, record))
+
+    # daemon: a thread stuck after its kernel was killed must not keep the command from exiting
+    threading.Thread(target=run, name=f"notebook {task.stem}", daemon=True).start()
+
+
+def _stop(running: set[str], results: queue.Queue, ctrl_c: CtrlC) -> dict[str, dict]:
+    """Interrupt the running kernels (Jupyter's interrupt: SIGINT), kill those still running after a grace
+    period or a second Ctrl-C, and return the records of the notebooks that were running."""
+    records: dict[str, dict] = {}
+    RUNNING.stopping = True  # a kernel starting from now on is killed at once
+    RUNNING.signal_all(signal.SIGINT)
+    kill_at, give_up_at = time.monotonic() + INTERRUPT_GRACE_SECONDS, None
+    while running:
+        if give_up_at is None and (time.monotonic() > kill_at or ctrl_c.presses > 1):
+            RUNNING.signal_all(signal.SIGKILL)
+            give_up_at = time.monotonic() + KILL_WAIT_SECONDS
+        if give_up_at is not None and time.monotonic() > give_up_at:
+            break
+        try:
+            stem, record = results.get(timeout=0.1)
+        except queue.Empty:
+            continue
+        running.discard(stem)
+        if record["status"] == "failed":  # one that finished in the meantime keeps its "ok"
+            record["status"] = "interrupted"
+        records[stem] = record
+    return records
+
+
+def schedule(tasks: list[Task], jobs: int, fail_fast: bool, progress: Callable[[str], None],
+             ctrl_c: CtrlC | None = None) -> list[dict]:
+    """Execute `tasks` at most `jobs` at a time, each after the ones it depends on; records in task order.
+
+    Each notebook runs in a thread of this process (its kernel is a process of its own). After Ctrl-C
+    the running notebooks are stopped and marked "interrupted", and those not started "skipped".
+    """
+    ctrl_c = ctrl_c or CtrlC()
+    by_stem = {task.stem: task for task in tasks}
     number = {stem: i for i, stem in enumerate(by_stem, 1)}
     deps = {stem: [d for d in DEPENDS_ON.get(stem, ()) if d in by_stem] for stem in by_stem}
-    pending, running, records = list(by_stem), {}, {}
-    with _executor(jobs) as pool:
-        while pending or running:
+    pending, running, records = list(by_stem), set(), {}
+    results: queue.Queue = queue.Queue()
+    RUNNING.stopping = False
+    try:
+        while (pending or running) and not ctrl_c.presses:
             ready = [stem for stem in pending if all(d in records for d in deps[stem])]
             for stem in ready[:jobs - len(running)]:
                 pending.remove(stem)
+                running.add(stem)
                 progress(f"[{number[stem]}/{len(tasks)}] {stem}: running")
-                running[pool.submit(execute, by_stem[stem])] = stem
-            done, _ = wait(running, return_when=FIRST_COMPLETED)
-            for future in done:
-                stem = running.pop(future)
-                records[stem] = future.result()
-                progress(_progress_line(number[stem], len(tasks), records[stem]))
-                if fail_fast and records[stem]["status"] == "failed":
-                    records.update({s: _record(by_stem[s], "skipped") for s in pending})
-                    pending.clear()
+                _start(by_stem[stem], results)
+            try:
+                stem, record = results.get(timeout=0.2)  # a short wait, so that Ctrl-C is seen at once
+            except queue.Empty:
+                continue
+            running.discard(stem)
+            records[stem] = record
+            progress(_progress_line(number[stem], len(tasks), record))
+            if fail_fast and record["status"] == "failed":
+                records.update({s: _record(by_stem[s], "skipped") for s in pending})
+                pending.clear()
+        if ctrl_c.presses:
+            records.update(_stop(running, results, ctrl_c))
+            stuck = {"cell": None, "cell_index": None, "ename": "KeyboardInterrupt",
+                     "evalue": f"still running {KILL_WAIT_SECONDS:.0f} s after its kernel was killed"}
+            records.update({s: _record(by_stem[s], "interrupted", error=stuck) for s in running})
+            records.update({s: _record(by_stem[s], "skipped") for s in pending})
+    finally:
+        RUNNING.stopping = False
     return [records[stem] for stem in by_stem]
 
 
@@ -213,41 +268,90 @@ def _smoke_env(smoke: bool):
             os.environ["COURSE_SMOKE"] = old
 
 
+@contextlib.contextmanager
+def _log_to(path: Path):
+    """Send papermill's and jupyter_client's log messages to `path` while the batch runs (the file appears
+    only if one comes): each repeats, out of order, what a report line says ("Kernel died ...")."""
+    import logging
+
+    handler = logging.FileHandler(path, delay=True)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s [%(threadName)s] %(name)s: %(message)s"))
+    loggers = [logging.getLogger(name) for name in ("papermill", "traitlets")]
+    propagate = [logger.propagate for logger in loggers]
+    for logger in loggers:
+        logger.addHandler(handler)
+        logger.propagate = False
+    try:
+        yield
+    finally:
+        for logger, old in zip(loggers, propagate):
+            logger.removeHandler(handler)
+            logger.propagate = old
+        handler.close()
+
+
+def _statuses(records: list[dict], status: str) -> list[str]:
+    return [r["notebook"] for r in records if r["status"] == status]
+
+
+def plan(notebooks: list[str] | None, out: str | os.PathLike | None, device: str, parameters: dict, jobs: int,
+         notebook_dir: str | os.PathLike | None) -> tuple[list[Task], dict]:
+    """Check the request and create the output folder: the tasks, and what the summary says of the request.
+
+    Every check (jobs, notebooks, parameter names and types, device, output folder) comes
+    before the folder is created, so a refused request leaves nothing behind.
+    """
+    if not isinstance(jobs, int) or isinstance(jobs, bool) or jobs < 1:
+        raise BatchError(f"--jobs must be an int >= 1, got {jobs!r}")
+    folder = Path(notebook_dir).resolve() if notebook_dir else default_notebook_dir()
+    paths = select_notebooks(find_notebooks(folder), notebooks)
+    for path in paths:
+        check_notebook(path)
+    declarations = {path: declared(path) for path in paths}
+    given = assign(declarations, parameters)
+    resolved = resolve_device_name(device)
+    out_dir = prepare_out_dir(Path(out)) if out else new_run_dir(repo_root() / "runs")
+    fixed = {"device": resolved, "output_dir": str(out_dir)}
+    # like any other parameter, device and output_dir go only to the notebooks that declare them
+    tasks = [Task(path, path.stem, out_dir, {**{k: v for k, v in fixed.items() if k in declarations[path]},
+                                            **given[path]}, folder, resolved)
+             for path in paths]
+    read = {}  # the values as the notebooks got them; where two notebooks differ, the first one's
+    for path in reversed(paths):
+        read.update(given[path])
+    return tasks, {"output_dir": str(out_dir), "notebook_dir": str(folder), "requested_device": device,
+                   "device": resolved, "parameters": read, "jobs": jobs}
+
+
 def run_course(notebooks: list[str] | None = None, out: str | os.PathLike | None = None, device: str = "auto",
                parameters: dict | None = None, smoke: bool = False, jobs: int = 1, fail_fast: bool = False,
                notebook_dir: str | os.PathLike | None = None,
                progress: Callable[[str], None] = print) -> dict:
     """Execute the selected notebooks into `out` and write summary.json and summary.md there; return the summary.
 
-    Every check (device, notebook names, parameter names, jobs) happens before any kernel starts.
+    Text parameter values are read as the type the notebook's parameters cell gives them. Ctrl-C stops
+    the batch: the summary then says "stopped" and marks notebooks interrupted or skipped.
     """
-    resolved = resolve_device(device)
-    if not isinstance(jobs, int) or jobs < 1:
-        raise BatchError(f"--jobs must be an int >= 1, got {jobs!r}")
-    folder = Path(notebook_dir).resolve() if notebook_dir else default_notebook_dir()
-    paths = select_notebooks(find_notebooks(folder), notebooks)
-    given = split_parameters(paths, dict(parameters or {}))
-    out_dir = (Path(out) if out else default_out_dir()).resolve()
-    out_dir.mkdir(parents=True, exist_ok=True)
-    tasks = [Task(path, out_dir, {"device": str(resolved), "output_dir": str(out_dir), **given[path]}, folder)
-             for path in paths]
+    tasks, request = plan(notebooks, out, device, dict(parameters or {}), jobs, notebook_dir)
+    out_dir = Path(request["output_dir"])
+    progress(f"running {len(tasks)} notebook(s) from {request['notebook_dir']} on {request['device']}, {jobs} at a time, "
+             f"into {out_dir}")
+    run_log = out_dir / "run.log"
+    run_log.unlink(missing_ok=True)
     started, start = datetime.now().isoformat(timespec="seconds"), time.perf_counter()
-    progress(f"running {len(tasks)} notebook(s) from {folder} on {resolved}, {jobs} at a time, into {out_dir}")
-    with _smoke_env(smoke):
-        records = schedule(tasks, jobs, fail_fast, progress)
-    summary = {
-        "started": started,
-        "output_dir": str(out_dir),
-        "notebook_dir": str(folder),
-        "requested_device": device,
-        "device": str(resolved),
-        "smoke": smoke or os.environ.get("COURSE_SMOKE") == "1",
-        "parameters": dict(parameters or {}),
-        "jobs": jobs,
-        "wall_seconds": round(time.perf_counter() - start, 2),
-        "failed": [r["notebook"] for r in records if r["status"] == "failed"],
-        "skipped": [r["notebook"] for r in records if r["status"] == "skipped"],
-        "notebooks": records,
-    }
-    write_summary(summary, out_dir)
+    with _smoke_env(smoke), _log_to(run_log), CtrlC() as ctrl_c:
+        records = schedule(tasks, jobs, fail_fast, progress, ctrl_c)
+        summary = {
+            "started": started,
+            **request,
+            "smoke": smoke or os.environ.get("COURSE_SMOKE") == "1",
+            "wall_seconds": round(time.perf_counter() - start, 2),
+            "stopped": bool(ctrl_c.presses),
+            "run_log": run_log.name if run_log.exists() else None,
+            "failed": _statuses(records, "failed"),
+            "interrupted": _statuses(records, "interrupted"),
+            "skipped": _statuses(records, "skipped"),
+            "notebooks": records,
+        }
+        write_summary(summary, out_dir)  # still under CtrlC: another press must not lose the report
     return summary

@@ -6,6 +6,30 @@ import sys
 
 from course.config import DEVICES
 
+# Values of the right type that no notebook can run with. Checked before anything starts, so that
+# `-p batch_size 0` is refused at once instead of failing as a ZeroDivisionError inside a notebook.
+LIMITS = {
+    "batch_size": (lambda v: v >= 1, "at least 1"),
+    "epochs": (lambda v: v >= 1, "at least 1"),
+    "lr": (lambda v: v > 0, "above 0"),
+    "seed": (lambda v: v >= 0, "at least 0"),  # course.config.set_seed refuses negative seeds
+}
+# Exit status after Ctrl-C, as a shell reports a command killed by SIGINT.
+INTERRUPTED = 130
+
+
+def check_limits(parameters: dict[str, str]) -> None:
+    """ValueError naming the parameter when a number given with -p is outside LIMITS (other text is left
+    to the type check, which knows what each notebook expects)."""
+    from course.tools.params import parse_value
+
+    for name, text in parameters.items():
+        value = parse_value(text)
+        if name in LIMITS and isinstance(value, (int, float)) and not isinstance(value, bool):
+            allowed, rule = LIMITS[name]
+            if not allowed(value):
+                raise ValueError(f"-p {name}: {text!r} is out of range; {name} must be {rule}")
+
 
 def build_parser() -> argparse.ArgumentParser:
     """The parser of `python -m course`."""
@@ -13,14 +37,17 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     run = commands.add_parser("run", help="execute the notebooks with papermill and write a report",
-                              description="Execute the course notebooks headless and write <out>/summary.md.")
+                              description="Execute the course notebooks headless and write <out>/summary.md. "
+                                          "Ctrl-C stops the running notebooks, reports what ran and exits 130.")
     run.add_argument("--device", default="auto", choices=DEVICES, help="device for every notebook (default auto)")
-    run.add_argument("--notebooks", nargs="+", metavar="NB",
-                     help="numbers (1 5) or names (02_standard_autoencoder); default all, in order")
-    run.add_argument("--out", metavar="DIR", help="output folder (default runs/<timestamp>)")
+    run.add_argument("--notebooks", nargs="+", action="extend", metavar="NB",
+                     help="numbers (1 5) or names (02_standard_autoencoder); may be repeated; default all, in order")
+    run.add_argument("--out", metavar="DIR", help="output folder (default runs/<timestamp>, a new one per run)")
     run.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
-                     help="parameter for every notebook that declares it; VALUE read as papermill's -p reads it "
-                          "(int, float, True/False/None, else text), and [...] as a JSON list")
+                     help="parameter for every notebook that declares it, read as the type of its default there: "
+                          "an int, a number, a bool (true/false, yes/no, on/off), a list ([64, 128]) or text; "
+                          "a parameter whose default is None takes papermill's reading (5, 1e-3, True, None, "
+                          "else text). batch_size and epochs must be >= 1, lr > 0, seed >= 0")
     run.add_argument("--smoke", action="store_true", help="COURSE_SMOKE=1 for the kernels: tiny data, few steps")
     run.add_argument("--jobs", type=int, default=1, metavar="N",
                      help="notebooks run at once (04 still waits for 02, whose models it reuses)")
@@ -36,14 +63,22 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def run_command(args: argparse.Namespace) -> int:
-    """`run`: exit 0 when every notebook succeeded, 1 otherwise."""
-    from course.tools.batch import parse_value, run_course
+    """`run`: exit 0 when every notebook succeeded, 1 otherwise, 130 after Ctrl-C."""
+    from course.tools.batch import run_course
 
-    parameters = {name: parse_value(value) for name, value in args.parameter}
+    parameters = dict(args.parameter)
+    check_limits(parameters)
     summary = run_course(notebooks=args.notebooks, out=args.out, device=args.device, parameters=parameters,
                          smoke=args.smoke, jobs=args.jobs, fail_fast=args.fail_fast, notebook_dir=args.notebook_dir)
+    report = f"{summary['output_dir']}/summary.md"
+    if summary["stopped"]:
+        parts = [f"{label}: {', '.join(summary[key])}" for key, label in
+                 (("interrupted", "stopped"), ("skipped", "not started")) if summary[key]]
+        print(f"interrupted ({'; '.join(parts) or 'nothing was running'}); report of what ran: {report}",
+              file=sys.stderr)
+        return INTERRUPTED
     not_ok = summary["failed"] + summary["skipped"]
-    print(f"report: {summary['output_dir']}/summary.md (and summary.json, executed notebooks, HTML)")
+    print(f"report: {report} (and summary.json, executed notebooks, HTML)")
     if not_ok:
         print(f"not completed: {', '.join(not_ok)}", file=sys.stderr)
     return 1 if not_ok else 0
@@ -57,15 +92,20 @@ def bench_command(args: argparse.Namespace) -> int:
     return 0
 
 
+COMMANDS = {"run": run_command, "bench": bench_command}
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point; argument and set-up errors exit with status 2 and a message naming the culprit."""
     args = build_parser().parse_args(argv)
-    command = run_command if args.command == "run" else bench_command
     try:
-        return command(args)
-    except (ValueError, RuntimeError, FileNotFoundError) as err:
+        return COMMANDS[args.command](args)
+    except (ValueError, RuntimeError, OSError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # Ctrl-C before any notebook started (a running batch handles its own)
+        print("interrupted", file=sys.stderr)
+        return INTERRUPTED
 
 
 if __name__ == "__main__":

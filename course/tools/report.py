@@ -45,7 +45,20 @@ ORIGINAL_TABLES = {
 
 # Keys every metrics file carries about the run itself rather than its results.
 RUN_KEYS = ("notebook", "dataset", "data_source", "data_description", "train_size", "val_size", "test_size",
-            "split", "smoke", "device", "seed", "wall_seconds")
+            "split", "smoke", "device", "seed", "wall_seconds", "memory")
+# The memory figures of summary.json and the overview table's heading for each, in MB.
+MEMORY_COLUMNS = {"after_imports_mb": "MB after imports", "peak_mb": "peak MB",
+                  "peak_above_imports_mb": "peak above imports MB"}
+
+
+def memory_of(metrics: dict | None) -> dict:
+    """MB after imports, peak MB and their difference, from a metrics record's "memory" (the kernel's own
+    resident set); None for each figure the record lacks."""
+    memory = (metrics or {}).get("memory") or {}
+    figures = [memory.get("rss_after_imports_mb"), memory.get("rss_peak_mb")]
+    after, peak = [float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None for v in figures]
+    above = peak - after if after is not None and peak is not None else None
+    return {key: None if v is None else round(v, 1) for key, v in zip(MEMORY_COLUMNS, (after, peak, above))}
 
 
 def references(stem: str) -> dict:
@@ -151,22 +164,37 @@ def error_text(error: dict) -> str:
     return f"{cell}: {error.get('ename')}: {error.get('evalue')}"
 
 
+def _header(summary: dict) -> str:
+    """The paragraph under the title: when, where, with what, how long."""
+    params = ", ".join(f"{k}={v!r}" for k, v in summary["parameters"].items()) or "none"
+    text = (f"Started {summary['started']}; device {summary['device']} (asked: {summary['requested_device']}); "
+            f"smoke: {summary['smoke']}; parameters: {params}; total wall time {summary['wall_seconds']:.1f} s.")
+    if summary.get("run_log"):
+        text += f" Warnings logged by papermill and nbconvert: {summary['run_log']}."
+    if summary.get("stopped"):
+        text += " **Stopped by Ctrl-C**: interrupted notebooks stop where they were; skipped ones never started."
+    return text
+
+
+def _overview_row(entry: dict) -> list:
+    metrics = entry.get("metrics") or {}
+    memory = entry.get("memory") or memory_of(metrics)
+    megabytes = [None if memory.get(key) is None else round(memory[key]) for key in MEMORY_COLUMNS]
+    device = metrics.get("device") or entry.get("device")
+    return [entry["notebook"], entry["status"], metrics.get("data_source"), device, entry["wall_seconds"],
+            *megabytes, entry.get("html")]
+
+
 def summary_markdown(summary: dict) -> str:
     """The whole summary.md."""
-    params = ", ".join(f"{k}={v!r}" for k, v in summary["parameters"].items()) or "none"
-    lines = [
-        "# Autoencoder course: batch report", "",
-        f"Started {summary['started']}; device {summary['device']} (asked: {summary['requested_device']}); "
-        f"smoke: {summary['smoke']}; parameters: {params}; total wall time {summary['wall_seconds']:.1f} s.", "",
-    ]
-    overview = [[e["notebook"], e["status"], (e.get("metrics") or {}).get("data_source"),
-                 (e.get("metrics") or {}).get("device"), e["wall_seconds"], e.get("html")]
-                for e in summary["notebooks"]]
-    lines += markdown_table(["notebook", "status", "data source", "device", "wall s", "report"], overview) + [""]
+    lines = ["# Autoencoder course: batch report", "", _header(summary), ""]
+    columns = ["notebook", "status", "data source", "device", "wall s", *MEMORY_COLUMNS.values(), "report"]
+    lines += markdown_table(columns, [_overview_row(e) for e in summary["notebooks"]]) + [""]
     for entry in summary["notebooks"]:
         lines += [f"## {entry['notebook']}: {entry['status']}", ""]
         if entry.get("error"):
-            lines += [f"**Failed** at {error_text(entry['error'])}", ""]
+            how = "Interrupted" if entry["status"] == "interrupted" else "Failed"
+            lines += [f"**{how}** at {error_text(entry['error'])}", ""]
         if entry.get("metrics"):
             lines += [_run_line(entry), ""] + results_markdown(entry["notebook"], entry["metrics"])
         else:
