@@ -1,4 +1,5 @@
-"""Command line: `python -m course run` executes the course notebooks, `python -m course bench` times the trainer."""
+"""Command line: `python -m course run` executes the course notebooks, `report` merges run folders, `bench`
+times the trainer."""
 from __future__ import annotations
 
 import argparse
@@ -54,6 +55,15 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--fail-fast", action="store_true", help="stop starting notebooks after the first failure")
     run.add_argument("--notebook-dir", metavar="DIR", help="folder of NN_name.ipynb notebooks (default notebooks/)")
 
+    report = commands.add_parser("report", help="merge the output folders of several runs into one report",
+                                 description="Merge the output folders of several `python -m course run` calls "
+                                             "(say one notebook per machine) into one summary.json and summary.md. "
+                                             "A notebook found in several folders is taken from the run where it "
+                                             "started last.")
+    report.add_argument("runs", nargs="+", metavar="DIR", help="output folders of `course run` (with summary.json)")
+    report.add_argument("--out", metavar="DIR", required=True,
+                        help="folder for the merged report and copies of the notebooks, HTML and metrics files")
+
     bench = commands.add_parser("bench", help="time one epoch: seed-style DataLoader loop vs the course trainer")
     bench.add_argument("--dataset", choices=("mnist", "fashion-mnist"),
                        help="default: mnist if its full files are present, else fashion-mnist")
@@ -84,6 +94,16 @@ def run_command(args: argparse.Namespace) -> int:
     return 1 if not_ok else 0
 
 
+def report_command(args: argparse.Namespace) -> int:
+    """`report`: merge run folders; exit 0, or 1 when a merged notebook did not complete."""
+    from course.tools.merge import merge_runs
+
+    summary = merge_runs(args.runs, args.out)
+    print(f"report: {summary['output_dir']}/summary.md ({len(summary['notebooks'])} notebook(s) from "
+          f"{len(summary['merged_from'])} runs)")
+    return 1 if summary["failed"] + summary["interrupted"] + summary["skipped"] else 0
+
+
 def bench_command(args: argparse.Namespace) -> int:
     """`bench`: print both timings and their ratio."""
     from course.tools.bench import format_result, run_bench
@@ -92,7 +112,7 @@ def bench_command(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"run": run_command, "bench": bench_command}
+COMMANDS = {"run": run_command, "report": report_command, "bench": bench_command}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -167,8 +167,15 @@ def error_text(error: dict) -> str:
 def _header(summary: dict) -> str:
     """The paragraph under the title: when, where, with what, how long."""
     params = ", ".join(f"{k}={v!r}" for k, v in summary["parameters"].items()) or "none"
-    text = (f"Started {summary['started']}; device {summary['device']} (asked: {summary['requested_device']}); "
-            f"smoke: {summary['smoke']}; parameters: {params}; total wall time {summary['wall_seconds']:.1f} s.")
+    if summary.get("merged_from"):
+        text = (f"Merged from {len(summary['merged_from'])} runs ({', '.join(summary['merged_from'])}), the first "
+                f"started {summary['started']}; devices: {', '.join(summary['devices']) or 'none'}; smoke: "
+                f"{summary['smoke']}; parameters common to all runs: {params}; notebook time "
+                f"{summary['notebook_seconds']:.1f} s in all, over {summary['span_seconds']:.1f} s from the first "
+                "start to the last finish.")
+    else:
+        text = (f"Started {summary['started']}; device {summary['device']} (asked: {summary['requested_device']}); "
+                f"smoke: {summary['smoke']}; parameters: {params}; total wall time {summary['wall_seconds']:.1f} s.")
     if summary.get("run_log"):
         text += f" Warnings logged by papermill and nbconvert: {summary['run_log']}."
     if summary.get("stopped"):
