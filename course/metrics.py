@@ -267,26 +267,30 @@ def probe_classifier(data: DigitData, seed: int = 0) -> ProbeClassifier:
     """
     key = (data.fingerprint, seed)
     if key not in _PROBES:
-        pixels, y = data.train.pixels, data.train.y
-        generator = torch.Generator().manual_seed(seed)
         with torch.random.fork_rng(devices=[]):  # the initial weights come from the global RNG
             torch.manual_seed(seed)
-            probe = ProbeClassifier(classes=max(len(data.classes), int(y.max()) + 1))
-        optimizer = torch.optim.Adam(probe.parameters(), lr=PROBE_LR)
-        step, n = 0, pixels.shape[0]
-        while step < PROBE_STEPS:
-            order = torch.randperm(n, generator=generator)
-            for first in range(0, n, PROBE_BATCH_SIZE):
-                index = order[first:first + PROBE_BATCH_SIZE]
-                loss = F.cross_entropy(probe(to_float(pixels[index].cpu())), y[index].cpu())
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                step += 1
-                if step == PROBE_STEPS:
-                    break
+            probe = ProbeClassifier(classes=max(len(data.classes), int(data.train.y.max()) + 1))
+        with torch.enable_grad():  # also when called under torch.no_grad()
+            _train_probe(probe, data.train.pixels.cpu(), data.train.y.cpu(), torch.Generator().manual_seed(seed))
         _PROBES[key] = probe.eval()
     return _PROBES[key]
+
+
+def _train_probe(probe: nn.Module, pixels: torch.Tensor, y: torch.Tensor, generator: torch.Generator) -> None:
+    """PROBE_STEPS Adam steps of cross-entropy on shuffled batches of PROBE_BATCH_SIZE images."""
+    optimizer = torch.optim.Adam(probe.parameters(), lr=PROBE_LR)
+    step, n = 0, pixels.shape[0]
+    while step < PROBE_STEPS:
+        order = torch.randperm(n, generator=generator)
+        for first in range(0, n, PROBE_BATCH_SIZE):
+            index = order[first:first + PROBE_BATCH_SIZE]
+            loss = F.cross_entropy(probe(to_float(pixels[index])), y[index])
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            step += 1
+            if step == PROBE_STEPS:
+                return
 
 
 def probe_accuracy(probe: ProbeClassifier, x: torch.Tensor, y: torch.Tensor) -> float:
