@@ -20,11 +20,14 @@ import inspect
 import math
 import numbers
 import textwrap
+import warnings
 import weakref
+from copy import deepcopy
 from dataclasses import dataclass, field
 from typing import Callable
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from course import metrics, models, training
@@ -426,6 +429,170 @@ _add(Exercise(
     10, models.pca_reconstruct, _check_pca_reconstruct))
 
 
+# The train_step check runs plain SGD: an update is exactly -lr * gradient, so a loss of the wrong scale (a sum)
+# shows as an update that many times the reference's, and leftover gradients show as a second batch's update.
+_STEP_LR, _STEP_BATCH = 0.5, 32
+
+
+def train_step(model, optimizer, x):
+    """One optimizer step of a plain autoencoder on a batch x (B, 784); returns the batch's loss."""
+    z, x_hat = model(x)  # forward: the code and the reconstruction
+    loss = F.mse_loss(x_hat, x)  # MSE per pixel: the reconstruction against the input itself
+    optimizer.zero_grad()  # forget the previous batch's gradients (backward adds to them)
+    loss.backward()  # d(loss)/d(weight) for every weight
+    optimizer.step()  # move every weight a small step downhill
+    return loss.detach()  # the number, without the graph behind it
+
+
+def _flat_parameters(model: nn.Module) -> torch.Tensor:
+    """Every weight of the model in one float64 vector (a copy)."""
+    return torch.cat([p.detach().flatten() for p in model.parameters()]).double()
+
+
+def _gradients(model: nn.Module) -> str:
+    """'none' when no parameter has a gradient, 'zero' when every gradient is 0, else 'some'."""
+    grads = [p.grad for p in model.parameters() if p.grad is not None]
+    if not grads:
+        return "none"
+    return "some" if any(bool(g.any()) for g in grads) else "zero"
+
+
+def _same_update(update: torch.Tensor, reference: torch.Tensor) -> bool:
+    """The same change of the weights up to float rounding (relative to the reference's largest change)."""
+    return torch.allclose(update, reference, rtol=1e-3, atol=1e-3 * float(reference.abs().max()))
+
+
+class _StepCounter:
+    """Counts an optimizer's steps; a loss passed to step() becomes a hint."""
+
+    def __init__(self, optimizer: torch.optim.Optimizer):
+        self.steps = 0
+        optimizer.register_step_pre_hook(self._before_step)
+
+    def _before_step(self, optimizer, args, kwargs) -> None:
+        if any(isinstance(a, torch.Tensor) for a in (*args, *kwargs.values())):
+            raise _Wrong("optimizer.step() takes no loss (its optional argument is a closure): call "
+                         "loss.backward() first, then optimizer.step() with no argument")
+        self.steps += 1
+
+
+# Errors a train_step typically raises, by phrases of their message, and the hint each gets.
+_TRAIN_STEP_CRASHES = [
+    (("must match the size of tensor",), "your loss compares tensors of different shapes: compare the "
+     "reconstruction x_hat (B, 784) with the input x, not with the code z; model(x) returns (z, x_hat), in that "
+     "order"),
+    (("'tuple' object has no attribute",), "model(x) returns the pair (z, x_hat): unpack it "
+     "(z, x_hat = model(x)) and compare x_hat with x"),
+    (("has no attribute 'step'", "has no attribute 'zero_grad'", "has no attribute 'backward'"),
+     "step() and zero_grad() are the optimizer's (optimizer.zero_grad(), optimizer.step()), backward() is the "
+     "loss's (loss.backward())"),
+    (("only for scalar outputs",), "loss.backward() needs one number: the loss is a 0-d tensor, the mean over "
+     "images and pixels (F.mse_loss's default, not reduction='none')"),
+    (("does not require grad",), "your loss has no graph back to the weights (torch.no_grad(), .detach(), "
+     ".item() or numpy before backward?): compute it from model(x) with torch operations"),
+]
+
+
+def _train_step_call(answer, model: nn.Module, optimizer, x: torch.Tensor, what: str):
+    """answer(model, optimizer, x); its typical crashes become their own hints."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # F.mse_loss's warning on mismatched shapes: the hint says more
+        try:
+            return _call(answer, model, optimizer, x, what=what)
+        except _Wrong as wrong:
+            error = wrong.__cause__
+            if error is None:  # a hint already (from the step counter, or an in-place change of x)
+                raise
+            for phrases, hint in _TRAIN_STEP_CRASHES:
+                if any(phrase in str(error) for phrase in phrases):
+                    raise _Wrong(f"{what} failed: {hint}") from error
+            raise
+
+
+def _step_loss(loss, what: str) -> float:
+    """The returned loss as a float, or a hint: it must be one number, without its graph."""
+    if isinstance(loss, torch.Tensor) and loss.requires_grad:
+        raise _Wrong("you returned the loss with its graph (requires_grad=True): return loss.detach() or "
+                     "loss.item(); a caller that keeps every step's loss for the loss curve would otherwise keep "
+                     "every batch's graph in memory")
+    if loss is None or loss is Ellipsis:
+        raise _Wrong(f"{what} returned {_described(loss)}; return the batch's loss (loss.detach() or loss.item())")
+    return _number(loss, what)
+
+
+def _check_train_step(answer) -> str:
+    torch.manual_seed(0)
+    model = models.small_autoencoder(latent_dim=4, hidden_dim=16)
+    reference = deepcopy(model)
+    optimizer = torch.optim.SGD(model.parameters(), lr=_STEP_LR)
+    reference_optimizer = torch.optim.SGD(reference.parameters(), lr=_STEP_LR)
+    counter = _StepCounter(optimizer)
+    previous_update = None
+    for call, x in enumerate((_real(_STEP_BATCH), _real(_STEP_BATCH, start=_STEP_BATCH)), start=1):
+        which = "first" if call == 1 else "second"
+        what = f"train_step(model, optimizer, x) ({which} call, x of shape {tuple(x.shape)})"
+        before, steps = _flat_parameters(model), counter.steps
+        value = _step_loss(_train_step_call(answer, model, optimizer, x, what), what)
+        update, steps = _flat_parameters(model) - before, counter.steps - steps
+        reference_before = _flat_parameters(reference)
+        reference_loss = float(train_step(reference, reference_optimizer, x))
+        reference_update = _flat_parameters(reference) - reference_before
+        moved = bool(update.any())
+        if steps == 0 and moved:
+            raise _Wrong("the weights changed but the optimizer passed in never stepped: you made an optimizer of "
+                         "your own inside train_step; step the one you are given (it keeps its learning rate and, "
+                         "for Adam, its running averages from call to call)")
+        if steps == 0:
+            if _gradients(model) == "none":
+                raise _Wrong("nothing happened to the model (no gradients, no step): after the loss, call "
+                             "loss.backward(), then optimizer.step()")
+            raise _Wrong("the gradients are there but the weights did not move: call optimizer.step() after "
+                         "loss.backward()")
+        if steps > 1:
+            raise _Wrong(f"one call stepped the optimizer {steps} times: call optimizer.step() once per batch")
+        if not moved:  # one step, yet no weight moved: the step found no gradient
+            gradients = _gradients(model)
+            if gradients == "some":
+                raise _Wrong("optimizer.step() ran before loss.backward(): it found no gradients, so the first call "
+                             "changes nothing and every later call applies the previous batch's gradients; the order "
+                             "is zero_grad, backward, step")
+            if gradients == "none":
+                raise _Wrong("the weights did not change: optimizer.step() found no gradients and none were "
+                             "computed; call loss.backward() before optimizer.step()")
+            raise _Wrong("every gradient is 0, so the weights did not change: your loss does not depend on them "
+                         "(x_hat compared with itself or a detached copy?); the loss is F.mse_loss(x_hat, x)")
+        if not _same_update(update, reference_update):
+            if previous_update is not None and _same_update(update, reference_update + previous_update):
+                raise _Wrong("the first call was right, but the second moved the weights by both batches' "
+                             "gradients: backward() adds to the .grad already there, so call optimizer.zero_grad() "
+                             "before loss.backward() in every call")
+            sums = [(x.numel(), "you summed the squared errors over images and pixels"),
+                    (x.shape[1], "you summed over the pixels"), (x.shape[0], "you summed over the images")]
+            for factor, hint in sums:
+                if _same_update(update, factor * reference_update):
+                    raise _Wrong(f"your update is {factor:,} times the reference's: {hint}; take the mean, the MSE "
+                                 "per pixel (F.mse_loss), so the step size does not depend on the batch or image size")
+            raise _Wrong(f"after the {which} call your weights moved differently from "
+                         "the reference's (same model, same batch, plain SGD): the loss is the MSE per pixel "
+                         "F.mse_loss(x_hat, x), then zero_grad, backward, step")
+        if not _near(value, reference_loss, rtol=1e-4):
+            raise _Wrong(f"{what} returned {value:.6g}; the batch's loss (the MSE per pixel before the step) is "
+                         f"{reference_loss:.6g}: return the loss you called backward on")
+        previous_update = update
+    return ("the same SGD updates as the reference on two consecutive batches (gradients cleared between them), "
+            "and the batch's loss returned without its graph")
+
+
+_add(Exercise(
+    "01.train_step", "01_pca_vs_autoencoder",
+    "Write one optimizer step of a plain autoencoder on a batch x: forward (z, x_hat = model(x)), the MSE per "
+    "pixel between x_hat and x (F.mse_loss), optimizer.zero_grad(), loss.backward(), optimizer.step(), and return "
+    "the loss as a number (course.training.train_step is these same four lines, with the loss as a hook).",
+    "train_step(model, optimizer, x) -> loss: x (B, 784); model(x) -> (z, x_hat); loss a float or a detached "
+    "0-d tensor",
+    10, train_step, _check_train_step))
+
+
 # ---------------------------------------------------------------------------------------------
 # 02 The standard (shallow) autoencoder
 
@@ -550,6 +717,110 @@ _add(Exercise(
     "class ShallowAutoencoder(nn.Module): __init__(self, hidden_dim); encode(x) -> z (B, hidden_dim); "
     "decode(z) -> x_hat (B, 784); forward(x) -> (z, x_hat)",
     15, models.ShallowAutoencoder, _check_shallow_autoencoder, _SHALLOW_SOLUTION))
+
+
+def encoder_filters(model):
+    """Each hidden unit's 784 input weights as a 28x28 image: (hidden_dim, 28, 28)."""
+    weight = model.encoder[0].weight.detach()  # (hidden_dim, 784): row i holds unit i's input weights
+    return weight.view(weight.shape[0], 28, 28)  # each row, read row by row as the pixels were flattened
+
+
+class _SigmoidShallow(nn.Module):
+    """Not the course's class: sigmoid units, no hidden_dim or filters; only model.encoder[0] is a Linear(784, h)."""
+
+    def __init__(self, units: int):
+        super().__init__()
+        self.encoder = nn.Sequential(nn.Linear(784, units), nn.Sigmoid())
+        self.decoder = nn.Sequential(nn.Linear(units, 784), nn.Sigmoid())
+
+    def forward(self, x):
+        z = self.encoder(x)
+        return z, self.decoder(z)
+
+
+_FILTERS_BIAS_HINT = ("a filter is the unit's 784 input weights only: leave the bias out "
+                      "(model.encoder[0].weight, not its bias)")
+
+
+def _filters_crash_hint(error: BaseException, units: int) -> str | None:
+    """The hint for a typical crash of encoder_filters, or None."""
+    message = str(error)
+    if isinstance(error, AttributeError) and ("'hidden_dim'" in message or "'filters'" in message):
+        return ("this model has no .hidden_dim or .filters (only the course's class has them): take the number of "
+                "units from the weight itself (weight.shape[0], or view(-1, 28, 28)); model.encoder[0] is all "
+                "you may rely on")
+    if isinstance(error, AttributeError) and "'Sequential' object has no attribute 'weight'" in message:
+        return ("model.encoder is an nn.Sequential (the Linear, then its activation): the Linear is "
+                "model.encoder[0], its weights model.encoder[0].weight")
+    if f"input of size {units * 785}" in message:
+        return _FILTERS_BIAS_HINT
+    return None
+
+
+def _check_encoder_filters(answer) -> str:
+    torch.manual_seed(0)
+    cases = (("the course's ShallowAutoencoder(hidden_dim=16)", models.ShallowAutoencoder(16)),
+             ("a model of another class, model.encoder[0] a Linear(784, 10)", _SigmoidShallow(10)))
+    for label, model in cases:
+        weight, bias = model.encoder[0].weight.detach().clone(), model.encoder[0].bias.detach().clone()
+        h = weight.shape[0]
+        expected = weight.view(h, 28, 28)
+        saved = [p.detach().clone() for p in model.parameters()]
+        what = f"encoder_filters(model) for {label}"
+        try:
+            out = _tensor(_call(answer, model, what=what), what)
+        except _Wrong as wrong:
+            hint = None if wrong.__cause__ is None else _filters_crash_hint(wrong.__cause__, h)
+            if hint is None:
+                raise
+            raise _Wrong(f"{what} failed: {hint}") from wrong
+        if not all(torch.equal(p.detach(), s) for p, s in zip(model.parameters(), saved)):
+            raise _Wrong("your function changed the model's weights (an in-place operation such as .div_() on "
+                         "them?): compute on a copy (weight / ..., not weight.div_(...)), the model still needs them")
+        shape = tuple(out.shape)
+        if shape != (h, 28, 28):
+            shape_hints = {
+                (h, 784): f"the weights flat: view each unit's 784 weights as a 28x28 image, "
+                          f"weight.view({h}, 28, 28)",
+                (784, h): "one column per unit: that is weight.T, or the decoder's weight; each ROW of "
+                          "model.encoder[0].weight is one unit's filter",
+                (28, 28, h): f"the units come first, one 28x28 image each, ({h}, 28, 28): weight.view({h}, 28, 28), "
+                             f"not a reshape to (28, 28, {h})",
+                (h, 785): _FILTERS_BIAS_HINT,
+            }
+            raise _Wrong(f"{what} returned shape {shape}: {shape_hints.get(shape, f'expected ({h}, 28, 28)')}")
+        values = out.detach().to(weight.dtype)
+        if not _same(values, expected, rtol=0, atol=0):
+            sorted_values = values.flatten().sort().values
+            decoder_weights = [m.weight.detach().flatten().sort().values for m in model.decoder.modules()
+                               if isinstance(m, nn.Linear)]
+            if _same(values, expected.transpose(1, 2), rtol=0, atol=0):
+                raise _Wrong("the rows and columns of each image are swapped (a transpose): weight.view(h, 28, 28) "
+                             "already reads the 784 weights row by row, as the images were flattened")
+            if torch.equal(sorted_values, weight.flatten().sort().values):
+                raise _Wrong("each image mixes the weights of several units (weight.T.reshape(h, 28, 28) or a view "
+                             "to (28, 28, h)?): the 784 weights of unit i are row i of the weight, so "
+                             "weight.view(h, 28, 28)")
+            if any(torch.equal(sorted_values, w) for w in decoder_weights if w.numel() == values.numel()):
+                raise _Wrong("these are the decoder's weights: the filters are the encoder's, model.encoder[0]."
+                             "weight (h, 784), the pattern each hidden unit responds to")
+            if _same(values, (weight + bias[:, None]).view(h, 28, 28)):
+                raise _Wrong(_FILTERS_BIAS_HINT)
+            raise _Wrong(f"for {label} your images are not the encoder's weights as they are: return "
+                         "model.encoder[0].weight viewed as (h, 28, 28), not scaled or normalised")
+        if out.requires_grad:
+            raise _Wrong("your filters still carry the model's gradients (requires_grad=True): detach them "
+                         "(weight.detach()); they are a picture to plot, not a parameter to train")
+    return ("each hidden unit's 784 input weights as a 28x28 image, (h, 28, 28), detached, for the course's "
+            "ShallowAutoencoder and for another model with a Linear(784, h) as model.encoder[0]")
+
+
+_add(Exercise(
+    "02.encoder_filters", "02_standard_autoencoder",
+    "Return each hidden unit's 784 input weights (one row of the first encoder layer's weight) as a 28x28 image, "
+    "detached from the model, for any model whose model.encoder[0] is a Linear(784, hidden_dim).",
+    "encoder_filters(model) -> (hidden_dim, 28, 28): model.encoder[0] a Linear(784, hidden_dim)",
+    5, encoder_filters, _check_encoder_filters))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -840,6 +1111,90 @@ _add(Exercise(
     "Return `steps` codes evenly spaced on the straight line from z0 to z1, both ends included.",
     "interpolate(z0, z1, steps) -> (steps, d): z0, z1 codes of shape (d,)",
     5, models.interpolate, _check_interpolate))
+
+
+def perturb_code(z, noise_std, code_std, generator):
+    """z plus Gaussian noise of noise_std times the codes' spread in each dimension; (B, d) like z."""
+    eps = torch.randn(z.shape, generator=generator)  # (B, d): one N(0, 1) number per image and dimension
+    return z + noise_std * code_std * eps  # code_std (d,) broadcasts over the images
+
+
+# The spread check's code_std: never 1, so a std and a variance (code_std ** 2) always differ.
+_CODE_STDS = (0.5, 0.8, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0)
+
+
+def _check_perturb_code(answer) -> str:
+    def perturb(z: torch.Tensor, noise_std: float, code_std: torch.Tensor, seed: int) -> torch.Tensor:
+        what = f"perturb_code(z, noise_std={noise_std}, code_std, generator) with z of shape {tuple(z.shape)}"
+        out = _tensor(_call(answer, z, noise_std, code_std, _generator(seed), what=what), what)
+        if out.shape != z.shape:
+            raise _Wrong(f"{what} returned shape {tuple(out.shape)}; the noisy codes have z's shape "
+                         "(eps is drawn with z's shape)")
+        return out.detach()
+
+    torch.manual_seed(0)
+    with torch.no_grad():
+        z = models.small_autoencoder(latent_dim=8, hidden_dim=32).encode(_real(64))  # (64, 8) codes of real digits
+    code_std = z.std(dim=0)  # (8,)
+    noisy = perturb(z, 0.5, code_std, seed=0)
+    if not torch.equal(perturb(z, 0.5, code_std, seed=0), noisy):
+        raise _Wrong("two calls with equally seeded generators gave different noise: the generator is ignored; "
+                     "draw eps with torch.randn(z.shape, generator=generator)")
+    if torch.equal(perturb(z, 0.5, code_std, seed=1), noisy):
+        raise _Wrong("generators with different seeds gave the same noise: draw eps with the generator you are given "
+                     "(and do not reseed inside the function)")
+    if not _same(perturb(z, 0.0, code_std, seed=0), z, rtol=0, atol=0):
+        raise _Wrong("with noise_std = 0 the codes must come back unchanged: return z + noise_std * code_std * eps "
+                     "(is noise_std unused, or the noise returned without z?)")
+    noise = noisy - z  # (64, 8)
+    if float((noise - noise[0]).abs().max()) < 1e-6:
+        raise _Wrong("every image gets the same noise: draw eps with z's shape, (B, d), one number per image and "
+                     "dimension")
+    units = noise / code_std  # (64, 8): eps itself when the noise is scaled right
+    if float((noise - noise[:, :1]).abs().max()) < 1e-6 or float((units - units[:, :1]).abs().max()) < 1e-5:
+        raise _Wrong("every code dimension of an image gets the same eps: draw eps with z's shape, (B, d), not one "
+                     "number per image")
+
+    images, noise_std = 4000, 0.3
+    std_row = torch.tensor(_CODE_STDS)
+    z = torch.randn(images, len(_CODE_STDS), generator=_generator(4)) * std_row + 1.0  # spread like std_row
+    noise = perturb(z, noise_std, std_row, seed=5) - z
+    mean, std = noise.mean(dim=0), noise.std(dim=0)  # (8,) each, over 4,000 draws
+    expected = noise_std * std_row
+    if not bool((mean.abs() < 0.1 * torch.maximum(expected, std)).all()):  # 0.1 std: over 6 standard errors
+        raise _Wrong(f"your noise averages {', '.join(f'{v:.2f}' for v in mean)} per dimension, not 0: torch.rand "
+                     "draws U(0, 1); Gaussian noise is torch.randn")
+
+    def like(candidate: torch.Tensor) -> bool:
+        return bool(((std - candidate).abs() / candidate < 0.06).all())
+
+    shown = ", ".join(f"{v:.2f}" for v in std)
+    if not like(expected):
+        wrong_spreads = [
+            (noise_std * torch.ones_like(std_row), "your noise has std noise_std in every dimension, in the codes' "
+                                                  "raw units: scale eps by the codes' spread, noise_std * code_std"),
+            (noise_std * std_row ** 2, "you scaled eps by code_std squared (a variance): scale it by code_std "
+                                       "itself, noise_std * code_std * eps"),
+            (math.sqrt(noise_std) * std_row, "you used noise_std as a variance (a std of sqrt(noise_std) * code_std): "
+                                             "noise_std counts code standard deviations, noise_std * code_std * eps"),
+        ]
+        for candidate, hint in wrong_spreads:
+            if like(candidate):
+                raise _Wrong(hint)
+        raise _Wrong(f"the spread of your noise is wrong: with noise_std = {noise_std} and code_std "
+                     f"{', '.join(f'{v:g}' for v in _CODE_STDS)} its std per dimension is {shown}, expected "
+                     f"noise_std * code_std = {', '.join(f'{v:.2f}' for v in expected)}")
+    return (f"z + noise_std * code_std * eps with eps of z's shape from the generator (std per dimension measured "
+            f"{shown} for noise_std * code_std = {', '.join(f'{v:.2f}' for v in expected)}), z left unchanged")
+
+
+_add(Exercise(
+    "05.perturb_code", "05_manifold_learning",
+    "Add Gaussian noise to codes in units of their spread: z + noise_std * code_std * eps, with eps ~ N(0, I) of "
+    "z's shape drawn with the generator.",
+    "perturb_code(z, noise_std, code_std, generator) -> z_noisy: z (B, d); code_std (d,), the per-dimension std "
+    "of the training codes; z_noisy (B, d)",
+    5, perturb_code, _check_perturb_code))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 """The exercises: references pass, typical mistakes fail with their own hint, stubs, fallbacks and solutions."""
 from __future__ import annotations
 
+import copy
 import math
 
 import pytest
@@ -64,6 +65,194 @@ def pca_columns_of_vh(x, k):
     centred = x - x.mean(0)
     v = torch.linalg.svd(centred, full_matrices=False).Vh[:, :k]  # columns, not rows
     return centred @ v @ v.T + x.mean(0)
+
+
+# 01.train_step: the reference's lines, with one thing changed
+def step_no_zero_grad(model, optimizer, x):
+    z, x_hat = model(x)
+    loss = F.mse_loss(x_hat, x)
+    loss.backward()  # gradients pile up from call to call
+    optimizer.step()
+    return loss.item()
+
+
+def step_before_backward(model, optimizer, x):
+    z, x_hat = model(x)
+    loss = F.mse_loss(x_hat, x)
+    optimizer.zero_grad()
+    optimizer.step()  # no gradients yet
+    loss.backward()
+    return loss.item()
+
+
+def step_lagging(model, optimizer, x):
+    z, x_hat = model(x)
+    loss = F.mse_loss(x_hat, x)
+    optimizer.step()  # applies the previous batch's gradients
+    optimizer.zero_grad()
+    loss.backward()
+    return loss.item()
+
+
+def step_no_backward(model, optimizer, x):
+    z, x_hat = model(x)
+    loss = F.mse_loss(x_hat, x)
+    optimizer.zero_grad()
+    optimizer.step()
+    return loss.item()
+
+
+def step_no_step(model, optimizer, x):
+    z, x_hat = model(x)
+    loss = F.mse_loss(x_hat, x)
+    optimizer.zero_grad()
+    loss.backward()
+    return loss.item()
+
+
+def step_twice(model, optimizer, x):
+    z, x_hat = model(x)
+    loss = F.mse_loss(x_hat, x)
+    optimizer.zero_grad()
+    loss.backward()
+    optimizer.step()
+    optimizer.step()
+    return loss.item()
+
+
+def step_sum(model, optimizer, x):
+    z, x_hat = model(x)
+    loss = F.mse_loss(x_hat, x, reduction="sum")
+    optimizer.zero_grad()
+    loss.backward()
+    optimizer.step()
+    return loss.item()
+
+
+def step_sum_over_pixels(model, optimizer, x):
+    z, x_hat = model(x)
+    loss = ((x_hat - x) ** 2).sum(dim=1).mean()
+    optimizer.zero_grad()
+    loss.backward()
+    optimizer.step()
+    return loss.item()
+
+
+def step_target_code(model, optimizer, x):
+    z, x_hat = model(x)
+    loss = F.mse_loss(x_hat, z)
+    optimizer.zero_grad()
+    loss.backward()
+    optimizer.step()
+    return loss.item()
+
+
+def step_outputs_swapped(model, optimizer, x):
+    x_hat, z = model(x)  # forward returns (z, x_hat)
+    loss = F.mse_loss(x_hat, x)
+    optimizer.zero_grad()
+    loss.backward()
+    optimizer.step()
+    return loss.item()
+
+
+def step_output_pair_as_tensor(model, optimizer, x):
+    loss = F.mse_loss(model(x), x)
+    optimizer.zero_grad()
+    loss.backward()
+    optimizer.step()
+    return loss.item()
+
+
+def step_detached_target(model, optimizer, x):
+    z, x_hat = model(x)
+    loss = F.mse_loss(x_hat, x_hat.detach())
+    optimizer.zero_grad()
+    loss.backward()
+    optimizer.step()
+    return loss.item()
+
+
+def step_unreduced_loss(model, optimizer, x):
+    z, x_hat = model(x)
+    loss = F.mse_loss(x_hat, x, reduction="none")
+    optimizer.zero_grad()
+    loss.backward()
+    optimizer.step()
+    return loss.mean().item()
+
+
+def step_forward_without_grad(model, optimizer, x):
+    with torch.no_grad():
+        z, x_hat = model(x)
+    loss = F.mse_loss(x_hat, x)
+    optimizer.zero_grad()
+    loss.backward()
+    optimizer.step()
+    return loss.item()
+
+
+def step_returns_graph(model, optimizer, x):
+    z, x_hat = model(x)
+    loss = F.mse_loss(x_hat, x)
+    optimizer.zero_grad()
+    loss.backward()
+    optimizer.step()
+    return loss
+
+
+def step_returns_nothing(model, optimizer, x):
+    z, x_hat = model(x)
+    loss = F.mse_loss(x_hat, x)
+    optimizer.zero_grad()
+    loss.backward()
+    optimizer.step()
+
+
+def step_returns_loss_after_step(model, optimizer, x):
+    z, x_hat = model(x)
+    loss = F.mse_loss(x_hat, x)
+    optimizer.zero_grad()
+    loss.backward()
+    optimizer.step()
+    return F.mse_loss(model(x)[1], x).item()  # a second forward pass, after the update
+
+
+def step_with_loss(model, optimizer, x):
+    z, x_hat = model(x)
+    loss = F.mse_loss(x_hat, x)
+    optimizer.zero_grad()
+    loss.backward()
+    optimizer.step(loss)
+    return loss.item()
+
+
+def step_on_the_loss(model, optimizer, x):
+    z, x_hat = model(x)
+    loss = F.mse_loss(x_hat, x)
+    optimizer.zero_grad()
+    loss.backward()
+    loss.step()
+    return loss.item()
+
+
+def step_backward_on_optimizer(model, optimizer, x):
+    z, x_hat = model(x)
+    loss = F.mse_loss(x_hat, x)
+    optimizer.zero_grad()
+    optimizer.backward()
+    optimizer.step()
+    return loss.item()
+
+
+def step_own_optimizer(model, optimizer, x):
+    own = torch.optim.SGD(model.parameters(), lr=0.5)  # the same kind and rate as the check's, yet not its
+    z, x_hat = model(x)
+    loss = F.mse_loss(x_hat, x)
+    own.zero_grad()
+    loss.backward()
+    own.step()
+    return loss.item()
 
 
 # 02.ShallowAutoencoder
@@ -143,6 +332,72 @@ class ShallowLayersInList(ShallowBase):
 
     def decode(self, z):
         return torch.sigmoid(self.layers[1](z))
+
+
+# 02.encoder_filters
+def filters_decoder(model):
+    weight = model.decoder[0].weight.detach()  # (784, h)
+    return weight.T.reshape(-1, 28, 28)
+
+
+def filters_decoder_view(model):
+    return model.decoder[0].weight.detach().view(-1, 28, 28)
+
+
+def filters_transposed_reshape(model):
+    weight = model.encoder[0].weight.detach()
+    return weight.T.reshape(weight.shape[0], 28, 28)
+
+
+def filters_units_last(model):
+    return model.encoder[0].weight.detach().view(28, 28, -1)
+
+
+def filters_units_last_permuted(model):
+    return model.encoder[0].weight.detach().reshape(28, 28, -1).permute(2, 0, 1)
+
+
+def filters_rows_and_columns_swapped(model):
+    return model.encoder[0].weight.detach().view(-1, 28, 28).transpose(1, 2)
+
+
+def filters_flat(model):
+    return model.encoder[0].weight.detach()
+
+
+def filters_columns(model):
+    return model.encoder[0].weight.detach().T
+
+
+def filters_not_detached(model):
+    return model.encoder[0].weight.view(-1, 28, 28)
+
+
+def filters_with_bias(model):
+    layer = model.encoder[0]
+    return (layer.weight + layer.bias[:, None]).detach().view(-1, 28, 28)
+
+
+def filters_hidden_dim(model):
+    return model.encoder[0].weight.detach().view(model.hidden_dim, 28, 28)
+
+
+def filters_property(model):
+    return model.filters
+
+
+def filters_sequential_weight(model):
+    return model.encoder.weight.detach().view(-1, 28, 28)
+
+
+def filters_normalised_in_place(model):
+    weight = model.encoder[0].weight.detach()  # shares the parameter's memory
+    return weight.div_(weight.abs().max()).view(-1, 28, 28)
+
+
+def filters_normalised(model):
+    weight = model.encoder[0].weight.detach()
+    return (weight / weight.abs().max()).view(-1, 28, 28)
 
 
 # 03.l1_penalty
@@ -299,6 +554,53 @@ def interp_numpy(z0, z1, steps):
 def interp_placeholder(z0, z1, steps):
     t = torch.linspace(0, 1, steps).unsqueeze(1)  # noqa: F841 (the student stopped here)
     return ...
+
+
+# 05.perturb_code
+def perturb_raw_units(z, noise_std, code_std, generator):
+    return z + noise_std * torch.randn(z.shape, generator=generator)
+
+
+def perturb_variance_scale(z, noise_std, code_std, generator):
+    return z + noise_std * code_std ** 2 * torch.randn(z.shape, generator=generator)
+
+
+def perturb_std_as_variance(z, noise_std, code_std, generator):
+    return z + math.sqrt(noise_std) * code_std * torch.randn(z.shape, generator=generator)
+
+
+def perturb_same_eps_for_all_images(z, noise_std, code_std, generator):
+    return z + noise_std * code_std * torch.randn(z.shape[1], generator=generator)
+
+
+def perturb_same_eps_for_all_dimensions(z, noise_std, code_std, generator):
+    return z + noise_std * code_std * torch.randn(z.shape[0], 1, generator=generator)
+
+
+def perturb_ignores_generator(z, noise_std, code_std, generator):
+    return z + noise_std * code_std * torch.randn_like(z)
+
+
+def perturb_reseeds(z, noise_std, code_std, generator):
+    generator = torch.Generator().manual_seed(0)
+    return z + noise_std * code_std * torch.randn(z.shape, generator=generator)
+
+
+def perturb_in_place(z, noise_std, code_std, generator):
+    z += noise_std * code_std * torch.randn(z.shape, generator=generator)
+    return z
+
+
+def perturb_uniform(z, noise_std, code_std, generator):
+    return z + noise_std * code_std * torch.rand(z.shape, generator=generator)
+
+
+def perturb_noise_only(z, noise_std, code_std, generator):
+    return noise_std * code_std * torch.randn(z.shape, generator=generator)
+
+
+def perturb_one_spread(z, noise_std, code_std, generator):
+    return z + noise_std * code_std.mean() * torch.randn(z.shape, generator=generator)
 
 
 # 06.conv_output_size
@@ -458,6 +760,27 @@ WRONG = [
     ("01.pca_reconstruct", pca_fixed_k, "use k"),
     ("01.pca_reconstruct", pca_randomized, "approximate method"),
     ("01.pca_reconstruct", pca_columns_of_vh, "the principal directions are the ROWS of Vh"),
+    ("01.train_step", step_no_zero_grad, "backward() adds to the .grad already there"),
+    ("01.train_step", step_before_backward, "optimizer.step() ran before loss.backward()"),
+    ("01.train_step", step_lagging, "optimizer.step() ran before loss.backward()"),
+    ("01.train_step", step_no_backward, "found no gradients and none were computed"),
+    ("01.train_step", step_no_step, "call optimizer.step() after loss.backward()"),
+    ("01.train_step", step_twice, "stepped the optimizer 2 times"),
+    ("01.train_step", step_sum, "25,088 times the reference's: you summed the squared errors"),
+    ("01.train_step", step_sum_over_pixels, "784 times the reference's: you summed over the pixels"),
+    ("01.train_step", step_target_code, "not with the code z"),
+    ("01.train_step", step_outputs_swapped, "not with the code z"),
+    ("01.train_step", step_output_pair_as_tensor, "model(x) returns the pair (z, x_hat)"),
+    ("01.train_step", step_detached_target, "every gradient is 0"),
+    ("01.train_step", step_unreduced_loss, "loss.backward() needs one number"),
+    ("01.train_step", step_forward_without_grad, "your loss has no graph"),
+    ("01.train_step", step_returns_graph, "with its graph (requires_grad=True)"),
+    ("01.train_step", step_returns_nothing, "returned None (a missing return statement?)"),
+    ("01.train_step", step_returns_loss_after_step, "return the loss you called backward on"),
+    ("01.train_step", step_with_loss, "optimizer.step() takes no loss"),
+    ("01.train_step", step_on_the_loss, "step() and zero_grad() are the optimizer's"),
+    ("01.train_step", step_backward_on_optimizer, "step() and zero_grad() are the optimizer's"),
+    ("01.train_step", step_own_optimizer, "an optimizer of your own"),
     ("02.ShallowAutoencoder", ShallowOnlyXHat, "forward returned one tensor"),
     ("02.ShallowAutoencoder", ShallowSwapped, "returned (x_hat, z)"),
     ("02.ShallowAutoencoder", ShallowNoSigmoid, "missing the sigmoid"),
@@ -469,6 +792,21 @@ WRONG = [
     ("02.ShallowAutoencoder", ShallowNoSuperInit, "call super().__init__()"),
     ("02.ShallowAutoencoder", ShallowLayersInList, "has no parameters"),
     ("02.ShallowAutoencoder", ShallowBase(32), "not a model built from it"),
+    ("02.encoder_filters", filters_decoder, "the decoder's weights"),
+    ("02.encoder_filters", filters_decoder_view, "the decoder's weights"),
+    ("02.encoder_filters", filters_transposed_reshape, "mixes the weights of several units"),
+    ("02.encoder_filters", filters_units_last_permuted, "mixes the weights of several units"),
+    ("02.encoder_filters", filters_units_last, "returned shape (28, 28, 16): the units come first"),
+    ("02.encoder_filters", filters_rows_and_columns_swapped, "rows and columns of each image are swapped"),
+    ("02.encoder_filters", filters_flat, "returned shape (16, 784): the weights flat"),
+    ("02.encoder_filters", filters_columns, "returned shape (784, 16): one column per unit"),
+    ("02.encoder_filters", filters_not_detached, "requires_grad=True"),
+    ("02.encoder_filters", filters_with_bias, "leave the bias out"),
+    ("02.encoder_filters", filters_hidden_dim, "this model has no .hidden_dim or .filters"),
+    ("02.encoder_filters", filters_property, "this model has no .hidden_dim or .filters"),
+    ("02.encoder_filters", filters_sequential_weight, "model.encoder is an nn.Sequential"),
+    ("02.encoder_filters", filters_normalised_in_place, "changed the model's weights"),
+    ("02.encoder_filters", filters_normalised, "not scaled or normalised"),
     ("03.l1_penalty", l1_sum_over_batch, L1_BATCH_HINT),
     ("03.l1_penalty", l1_sum_everything, L1_BATCH_HINT),  # the original's flaw: the same hint
     ("03.l1_penalty", l1_sum_over_units, "grows with the number of units"),
@@ -504,6 +842,17 @@ WRONG = [
     ("05.interpolate", interp_uneven, "not evenly spaced"),
     ("05.interpolate", interp_numpy, "returned a numpy.ndarray; return a torch tensor"),
     ("05.interpolate", interp_placeholder, "a placeholder of the stub is still there"),
+    ("05.perturb_code", perturb_raw_units, "in the codes' raw units"),
+    ("05.perturb_code", perturb_variance_scale, "code_std squared"),
+    ("05.perturb_code", perturb_std_as_variance, "used noise_std as a variance"),
+    ("05.perturb_code", perturb_same_eps_for_all_images, "every image gets the same noise"),
+    ("05.perturb_code", perturb_same_eps_for_all_dimensions, "every code dimension of an image gets the same eps"),
+    ("05.perturb_code", perturb_ignores_generator, "the generator is ignored"),
+    ("05.perturb_code", perturb_reseeds, "do not reseed"),
+    ("05.perturb_code", perturb_in_place, "changed its input tensor in place"),
+    ("05.perturb_code", perturb_uniform, "torch.rand draws U(0, 1)"),
+    ("05.perturb_code", perturb_noise_only, "the codes must come back unchanged"),
+    ("05.perturb_code", perturb_one_spread, "the spread of your noise is wrong"),
     ("06.conv_output_size", size_no_plus_one, "forgot the + 1"),
     ("06.conv_output_size", size_padding_once, "both sides"),
     ("06.conv_output_size", size_no_floor, "floor the division"),
@@ -570,6 +919,15 @@ def pca_by_eigh(x, k):
     return centred @ v @ v.T + mean
 
 
+def step_zero_grad_last(model, optimizer, x):
+    x_hat = model(x)[1]
+    loss = ((x_hat - x) ** 2).mean()
+    loss.backward()
+    optimizer.step()
+    optimizer.zero_grad()  # clearing after the step leaves the next call clean too
+    return float(loss)
+
+
 class ShallowFunctional(nn.Module):
     def __init__(self, hidden_dim):
         super().__init__()
@@ -602,13 +960,17 @@ class DecoderLinearFirst(nn.Module):
 
 CORRECT = [
     ("01.pca_reconstruct", pca_by_eigh),
+    ("01.train_step", step_zero_grad_last),
     ("02.ShallowAutoencoder", ShallowFunctional),
+    ("02.encoder_filters", lambda model: model.encoder[0].weight.data.T.reshape(28, 28, -1).permute(2, 0, 1)),
     ("03.l1_penalty", lambda z, weight: weight * z.abs().sum() / z.numel()),
     ("03.dead_fraction", lambda z: (z.sum(dim=0) == 0).float().mean()),  # a 0-d tensor is fine
     ("04.gaussian_corrupt", lambda x, noise_std, generator:
         torch.clip(x + torch.normal(0.0, noise_std, size=x.shape, generator=generator), 0, 1)),
     ("04.denoising_loss", lambda model, x, corrupt: ((model(corrupt(x))[1] - x) ** 2).mean()),
     ("05.interpolate", lambda z0, z1, steps: torch.stack([z0 + (z1 - z0) * i / (steps - 1) for i in range(steps)])),
+    ("05.perturb_code", lambda z, noise_std, code_std, generator:
+        torch.normal(z, noise_std * code_std.expand_as(z), generator=generator)),
     ("06.conv_output_size", lambda size, kernel, stride=1, padding=0:
         math.floor((size + 2 * padding - kernel) / stride) + 1),
     ("06.CodeOnlyDecoder", DecoderLinearFirst),
@@ -700,7 +1062,7 @@ def test_use_after_check_prints_only_its_own_line(capsys):
 
 @pytest.mark.parametrize("call", [check, use])
 def test_unknown_names_raise_listing_the_exercises(call):
-    with pytest.raises(ValueError, match="01.pca_reconstruct, 02.ShallowAutoencoder"):
+    with pytest.raises(ValueError, match="01.pca_reconstruct, 01.train_step, 02.ShallowAutoencoder"):
         call("03.l2_penalty", l1_no_abs)
     for lookup in (solution, solution_source):
         with pytest.raises(ValueError, match="07.kl_divergence"):
@@ -751,8 +1113,52 @@ def test_an_answer_drawing_noise_differently_but_correctly_passes(capsys):
     def reparameterize(mu, logvar, generator):
         return mu - torch.exp(0.5 * logvar) * torch.empty_like(mu).normal_(generator=generator)  # -eps ~ N(0, 1)
 
+    def perturb_code(z, noise_std, code_std, generator):
+        return z - noise_std * code_std * torch.empty_like(z).normal_(generator=generator)  # -eps ~ N(0, 1)
+
     assert verdict(capsys, "04.gaussian_corrupt", gaussian_corrupt)[0]
     assert verdict(capsys, "07.reparameterize", reparameterize)[0]
+    assert verdict(capsys, "05.perturb_code", perturb_code)[0]
+
+
+def test_the_train_step_reference_is_the_courses_train_step_with_its_loss_written_out(capsys):
+    # Adam, as the course trains: the same weights and losses over three batches, and the course's step passes.
+    torch.manual_seed(0)
+    ours = models.small_autoencoder(latent_dim=4, hidden_dim=16)
+    course = copy.deepcopy(ours)
+    ours_optimizer, course_optimizer = (torch.optim.Adam(m.parameters(), lr=1e-3) for m in (ours, course))
+    x = torch.rand(3, 16, 784, generator=torch.Generator().manual_seed(1))
+    for batch in x:
+        loss = solution("01.train_step")(ours, ours_optimizer, batch)
+        course_loss = training.train_step(course, course_optimizer, batch, batch, training.Reconstruction())
+        assert not loss.requires_grad and torch.equal(loss, course_loss)
+    for p, q in zip(ours.parameters(), course.parameters()):
+        assert torch.equal(p, q)
+    assert verdict(capsys, "01.train_step", lambda model, optimizer, x: training.train_step(
+        model, optimizer, x, x, training.Reconstruction()))[0]
+
+
+def test_the_encoder_filters_reference_is_the_shallow_autoencoders_filters():
+    torch.manual_seed(0)
+    model = models.ShallowAutoencoder(hidden_dim=12)
+    filters = solution("02.encoder_filters")(model)
+    assert filters.shape == (12, 28, 28) and not filters.requires_grad
+    assert torch.equal(filters, model.filters)
+    assert torch.equal(filters[3, 2], model.encoder[0].weight[3, 56:84].detach())  # unit 3, image row 2
+
+
+def test_every_way_of_keeping_the_bias_gets_the_bias_hint(capsys):
+    def concatenated_then_viewed(model):
+        layer = model.encoder[0]
+        return torch.cat([layer.weight, layer.bias[:, None]], dim=1).detach().view(layer.weight.shape[0], 28, 28)
+
+    def concatenated(model):
+        layer = model.encoder[0]
+        return torch.cat([layer.weight, layer.bias[:, None]], dim=1).detach()  # (h, 785)
+
+    for answer in (filters_with_bias, concatenated_then_viewed, concatenated):
+        passed, line = verdict(capsys, "02.encoder_filters", answer)
+        assert not passed and "leave the bias out" in line, line
 
 
 def test_exercise_specs_name_their_notebook_and_reference():
