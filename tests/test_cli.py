@@ -127,8 +127,9 @@ def test_cuda_without_cuda_fails_at_once(notebook_dir, tmp_path, capsys):
     assert "CUDA is not available" in capsys.readouterr().err
 
 
-def test_repeated_notebooks_options_add_up():
-    args = build_parser().parse_args(["run", "--notebooks", "1", "--notebooks", "5", "6"])
+@pytest.mark.parametrize("command", ["run", "solutions --out x"])
+def test_repeated_notebooks_options_add_up(command):
+    args = build_parser().parse_args(command.split() + ["--notebooks", "1", "--notebooks", "5", "6"])
     assert args.notebooks == ["1", "5", "6"]
 
 

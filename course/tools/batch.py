@@ -18,6 +18,7 @@ from course.tools.checks import check_notebook, new_run_dir, prepare_out_dir, re
 from course.tools.kernels import RUNNING, client_options
 from course.tools.params import assign, declared
 from course.tools.report import error_text, memory_of, references, write_summary
+from course.tools.solutions import SOLVED_DIR, solve_all, write_solved
 
 # The kernel named "python3" runs on the interpreter that runs this command (jupyter_client's rule).
 KERNEL_NAME = "python3"
@@ -295,10 +296,10 @@ def _statuses(records: list[dict], status: str) -> list[str]:
 
 
 def plan(notebooks: list[str] | None, out: str | os.PathLike | None, device: str, parameters: dict, jobs: int,
-         notebook_dir: str | os.PathLike | None) -> tuple[list[Task], dict]:
+         notebook_dir: str | os.PathLike | None, solved: bool) -> tuple[list[Task], dict]:
     """Check the request and create the output folder: the tasks, and what the summary says of the request.
 
-    Every check (jobs, notebooks, parameter names and types, device, output folder) comes
+    Every check (jobs, notebooks, parameter names and types, exercises, device, output folder) comes
     before the folder is created, so a refused request leaves nothing behind.
     """
     if not isinstance(jobs, int) or isinstance(jobs, bool) or jobs < 1:
@@ -309,32 +310,36 @@ def plan(notebooks: list[str] | None, out: str | os.PathLike | None, device: str
         check_notebook(path)
     declarations = {path: declared(path) for path in paths}
     given = assign(declarations, parameters)
+    copies = solve_all(paths) if solved else None
     resolved = resolve_device_name(device)
     out_dir = prepare_out_dir(Path(out)) if out else new_run_dir(repo_root() / "runs")
+    runs = list(write_solved(copies, out_dir / SOLVED_DIR)) if copies is not None else paths
     fixed = {"device": resolved, "output_dir": str(out_dir)}
     # like any other parameter, device and output_dir go only to the notebooks that declare them
-    tasks = [Task(path, path.stem, out_dir, {**{k: v for k, v in fixed.items() if k in declarations[path]},
+    tasks = [Task(run, path.stem, out_dir, {**{k: v for k, v in fixed.items() if k in declarations[path]},
                                             **given[path]}, folder, resolved)
-             for path in paths]
+             for path, run in zip(paths, runs)]
     read = {}  # the values as the notebooks got them; where two notebooks differ, the first one's
     for path in reversed(paths):
         read.update(given[path])
-    return tasks, {"output_dir": str(out_dir), "notebook_dir": str(folder), "requested_device": device,
-                   "device": resolved, "parameters": read, "jobs": jobs}
+    return tasks, {"output_dir": str(out_dir), "notebook_dir": str(folder), "solved": solved,
+                   "requested_device": device, "device": resolved, "parameters": read, "jobs": jobs}
 
 
 def run_course(notebooks: list[str] | None = None, out: str | os.PathLike | None = None, device: str = "auto",
                parameters: dict | None = None, smoke: bool = False, jobs: int = 1, fail_fast: bool = False,
-               notebook_dir: str | os.PathLike | None = None,
+               notebook_dir: str | os.PathLike | None = None, solved: bool = False,
                progress: Callable[[str], None] = print) -> dict:
     """Execute the selected notebooks into `out` and write summary.json and summary.md there; return the summary.
 
-    Text parameter values are read as the type the notebook's parameters cell gives them. Ctrl-C stops
-    the batch: the summary then says "stopped" and marks notebooks interrupted or skipped.
+    Text parameter values are read as the type the notebook's parameters cell gives them. With `solved`,
+    solved copies are written to <out>/solved-notebooks and those run. Ctrl-C stops the batch: the
+    summary then says "stopped" and marks notebooks interrupted or skipped.
     """
-    tasks, request = plan(notebooks, out, device, dict(parameters or {}), jobs, notebook_dir)
+    tasks, request = plan(notebooks, out, device, dict(parameters or {}), jobs, notebook_dir, solved)
     out_dir = Path(request["output_dir"])
-    progress(f"running {len(tasks)} notebook(s) from {request['notebook_dir']} on {request['device']}, {jobs} at a time, "
+    source = out_dir / SOLVED_DIR if solved else request["notebook_dir"]
+    progress(f"running {len(tasks)} notebook(s) from {source} on {request['device']}, {jobs} at a time, "
              f"into {out_dir}")
     run_log = out_dir / "run.log"
     run_log.unlink(missing_ok=True)

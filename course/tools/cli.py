@@ -1,9 +1,10 @@
-"""Command line: `python -m course run` executes the course notebooks, `report` merges run folders, `bench`
-times the trainer."""
+"""Command line: `python -m course run` executes the course notebooks, `report` merges run folders,
+`solutions` writes solved notebooks, `bench` times the trainer."""
 from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from course.config import DEVICES
 
@@ -54,6 +55,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="notebooks run at once (04 still waits for 02, whose models it reuses)")
     run.add_argument("--fail-fast", action="store_true", help="stop starting notebooks after the first failure")
     run.add_argument("--notebook-dir", metavar="DIR", help="folder of NN_name.ipynb notebooks (default notebooks/)")
+    run.add_argument("--solved", action="store_true",
+                     help="run solved copies (exercise stubs replaced by their solutions), written first to "
+                          "<out>/solved-notebooks/")
 
     report = commands.add_parser("report", help="merge the output folders of several runs into one report",
                                  description="Merge the output folders of several `python -m course run` calls "
@@ -63,6 +67,16 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("runs", nargs="+", metavar="DIR", help="output folders of `course run` (with summary.json)")
     report.add_argument("--out", metavar="DIR", required=True,
                         help="folder for the merged report and copies of the notebooks, HTML and metrics files")
+
+    solutions = commands.add_parser("solutions", help="write solved copies of the notebooks for instructors",
+                                    description="Write a copy of each notebook whose exercise cells hold their "
+                                                "solutions between nbgrader's BEGIN/END SOLUTION markers, "
+                                                "without outputs.")
+    solutions.add_argument("--out", metavar="DIR", required=True, help="folder for the solved notebooks")
+    solutions.add_argument("--notebooks", nargs="+", action="extend", metavar="NB",
+                           help="numbers (1 5) or names; may be repeated; default all")
+    solutions.add_argument("--notebook-dir", metavar="DIR", help="folder of NN_name.ipynb notebooks "
+                                                                 "(default notebooks/)")
 
     bench = commands.add_parser("bench", help="time one epoch: seed-style DataLoader loop vs the course trainer")
     bench.add_argument("--dataset", choices=("mnist", "fashion-mnist"),
@@ -79,7 +93,8 @@ def run_command(args: argparse.Namespace) -> int:
     parameters = dict(args.parameter)
     check_limits(parameters)
     summary = run_course(notebooks=args.notebooks, out=args.out, device=args.device, parameters=parameters,
-                         smoke=args.smoke, jobs=args.jobs, fail_fast=args.fail_fast, notebook_dir=args.notebook_dir)
+                         smoke=args.smoke, jobs=args.jobs, fail_fast=args.fail_fast, notebook_dir=args.notebook_dir,
+                         solved=args.solved)
     report = f"{summary['output_dir']}/summary.md"
     if summary["stopped"]:
         parts = [f"{label}: {', '.join(summary[key])}" for key, label in
@@ -104,6 +119,22 @@ def report_command(args: argparse.Namespace) -> int:
     return 1 if summary["failed"] + summary["interrupted"] + summary["skipped"] else 0
 
 
+def solutions_command(args: argparse.Namespace) -> int:
+    """`solutions`: write the solved copies; exit 0."""
+    from course.tools.batch import default_notebook_dir, find_notebooks, select_notebooks
+    from course.tools.checks import check_notebook, prepare_out_dir
+    from course.tools.solutions import solve_all, write_solved
+
+    folder = Path(args.notebook_dir).resolve() if args.notebook_dir else default_notebook_dir()
+    paths = select_notebooks(find_notebooks(folder), args.notebooks)
+    for path in paths:
+        check_notebook(path)
+    solved = solve_all(paths)
+    for copy, count in write_solved(solved, prepare_out_dir(Path(args.out))).items():
+        print(f"{copy}: {count} exercise cell(s) solved")
+    return 0
+
+
 def bench_command(args: argparse.Namespace) -> int:
     """`bench`: print both timings and their ratio."""
     from course.tools.bench import format_result, run_bench
@@ -112,7 +143,7 @@ def bench_command(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"run": run_command, "report": report_command, "bench": bench_command}
+COMMANDS = {"run": run_command, "report": report_command, "solutions": solutions_command, "bench": bench_command}
 
 
 def main(argv: list[str] | None = None) -> int:

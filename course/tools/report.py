@@ -176,6 +176,8 @@ def _header(summary: dict) -> str:
     else:
         text = (f"Started {summary['started']}; device {summary['device']} (asked: {summary['requested_device']}); "
                 f"smoke: {summary['smoke']}; parameters: {params}; total wall time {summary['wall_seconds']:.1f} s.")
+    if summary.get("solved"):
+        text += " These are the solved copies (solved-notebooks/), not the exercises."
     if summary.get("run_log"):
         text += f" Warnings logged by papermill and nbconvert: {summary['run_log']}."
     if summary.get("stopped"):
