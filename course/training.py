@@ -249,10 +249,15 @@ def _evaluate(model: nn.Module, x_in: torch.Tensor, target: torch.Tensor, object
 
     def step(m, pair):
         batch_in, batch_target = pair.chunk(2, dim=1)
-        x_hat = m(batch_in.reshape(-1, *x_in.shape[1:]))[1]
+        batch_in = batch_in.reshape(-1, *x_in.shape[1:])
+        z, x_hat = m(batch_in)
+        mse = mse_loss(x_hat, batch_target)
+        if isinstance(objective, Reconstruction):  # its loss comes from the same forward pass
+            loss = mse if objective.penalty is None else mse + objective.penalty(z)
+        else:  # e.g. a VAE's -ELBO, which samples codes in a forward pass of its own
+            loss = objective(m, batch_in, batch_target)
         n = batch_in.shape[0]
-        return float(objective(m, batch_in.reshape(-1, *x_in.shape[1:]), batch_target)) * n, \
-            float(mse_loss(x_hat, batch_target)) * n
+        return float(loss) * n, float(mse) * n
 
     sums = [result for _, result in batched(model, pairs, step, batch_size)]
     n = x_in.shape[0]
