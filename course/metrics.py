@@ -242,6 +242,7 @@ PROBE_STEPS = 1000
 PROBE_BATCH_SIZE = 128
 PROBE_LR = 1e-3
 _PROBES: dict = {}  # trained probes, by (data fingerprint, seed): one probe per data set and session
+_TEST_FEATURES: dict = {}  # the probe's features of data.test, the default reference, by the same key
 
 
 class ProbeClassifier(nn.Module):
@@ -343,9 +344,15 @@ def probe_frechet_distance(x: torch.Tensor, data: DigitData, reference: torch.Te
     same size, beside the real-image floor.
     """
     x = _check_images_01(x, "x")
-    reference = data.test.pixels if reference is None else reference
     probe = probe_classifier(data, seed)
-    return frechet_distance(probe_features(probe, x), probe_features(probe, reference))
+    if reference is None:  # the test images: their features are computed once per probe
+        key = (data.fingerprint, seed)
+        if key not in _TEST_FEATURES or _TEST_FEATURES[key][0] is not probe:
+            _TEST_FEATURES[key] = (probe, probe_features(probe, data.test.pixels))
+        reference_features = _TEST_FEATURES[key][1]
+    else:
+        reference_features = probe_features(probe, _check_images_01(reference, "reference"))
+    return frechet_distance(probe_features(probe, x), reference_features)
 
 
 def _check_images_01(x: torch.Tensor, name: str) -> torch.Tensor:

@@ -42,6 +42,14 @@ def test_blur_wins_nearest_training_image_mse_but_not_this_measure(sample, measu
     assert fd["validation digits, blurred (σ = 1 px)"] > fd["real validation digits"]
 
 
+def test_an_explicit_reference_gives_the_same_distance_as_the_default(sample, measured):
+    _, fd = measured
+    real = sample.val.x
+    assert probe_frechet_distance(real, sample, reference=sample.test.x) == pytest.approx(
+        fd["real validation digits"], rel=1e-6)
+    assert probe_frechet_distance(real, sample, reference=real) == pytest.approx(0.0, abs=1e-6)
+
+
 def test_frechet_distance_on_exact_cases():
     a = torch.randn(500, 6, generator=torch.Generator().manual_seed(0)).double()
     assert frechet_distance(a, a) == pytest.approx(0.0, abs=1e-8)
