@@ -14,21 +14,21 @@ class Reference:
     """One published number: its value, what it measured, and where it comes from."""
 
     value: float
-    label: str  # short column heading, e.g. "original (10 training digits)"
+    label: str  # short column heading, e.g. "original (10 MNIST training images)"
     measured_on: str  # a sentence for the notebook's text
 
 
-ORIGINAL_TRAIN10 = "original (10 training digits)"
+ORIGINAL_TRAIN10 = "original (10 MNIST training images)"
 ORIGINAL_VALIDATION = "original (validation, full MNIST)"
 HINTON_2006 = "Hinton & Salakhutdinov 2006 (MNIST test set)"
 
 # 01: PCA and the deep autoencoder, both with 30-number codes.
 PCA_30 = {
-    "original": Reference(0.0185, ORIGINAL_TRAIN10, "10 randomly chosen training digits"),
+    "original": Reference(0.0185, ORIGINAL_TRAIN10, "10 randomly chosen MNIST training images"),
     "hinton_2006": Reference(0.0177, HINTON_2006, "the MNIST test set (13.87 squared error per image / 784)"),
 }
 AUTOENCODER_30 = {
-    "original": Reference(0.0106, ORIGINAL_TRAIN10, "10 randomly chosen training digits"),
+    "original": Reference(0.0106, ORIGINAL_TRAIN10, "10 randomly chosen MNIST training images"),
     "hinton_2006": Reference(0.0038, HINTON_2006,
                              "the MNIST test set (3.00 per image / 784), 784-1000-500-250-30, pre-trained"),
 }
@@ -52,7 +52,7 @@ MANIFOLD_VALIDATION_MSE = Reference(0.0229, ORIGINAL_VALIDATION, "the validation
 # 06: the convolutional autoencoder with unpooling indices, 20 epochs.
 CONV_UNPOOL = {
     "validation": Reference(0.0078, ORIGINAL_VALIDATION, "the validation set after 20 epochs"),
-    "train10": Reference(0.0083, ORIGINAL_TRAIN10, "10 training digits"),
+    "train10": Reference(0.0083, ORIGINAL_TRAIN10, "10 MNIST training images"),
 }
 
 # 07: small fully connected VAEs on binarized MNIST, negative ELBO in nats per image (orientation only:

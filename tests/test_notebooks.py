@@ -147,3 +147,64 @@ def test_install_cell_on_colab_with_gpu_or_on_kaggle_prints_nothing(monkeypatch,
     assert len(_run_install_cell(monkeypatch, capsys, present={"google.colab"}, cuda=True)) == 1
     assert len(_run_install_cell(monkeypatch, capsys, present=set(), cuda=False)) == 1  # Kaggle: no google.colab
     assert capsys.readouterr().out == ""
+
+
+# --- A garment run says "garment": no "digit" in what a Fashion-MNIST run prints or draws --------
+
+DEBIAN_FASHION = Path("/usr/share/datasets/fashion-mnist")
+# Inserted after the install cell: records every text matplotlib draws (titles, labels, legends).
+RECORD_TEXT = """\
+import matplotlib.text as _text
+_drawn_texts = []
+_set_text = _text.Text.set_text
+def _recording_set_text(self, s):
+    _drawn_texts.append(str(s))
+    return _set_text(self, s)
+_text.Text.set_text = _recording_set_text
+"""
+# Appended: writes those texts and every live widget's label and HTML text next to the notebook.
+DUMP_TEXT = """\
+import json as _json
+import ipywidgets as _widgets
+_labels = [str(getattr(w, name)) for w in list(_widgets.widgets.widget._instances.values())
+           for name in ("description", "value", "tooltip") if isinstance(getattr(w, name, None), str)]
+open({path!r}, "w").write(_json.dumps({{"drawn": _drawn_texts, "widgets": _labels}}))
+"""
+DIGIT = re.compile(r"\bdigits?\b", re.IGNORECASE)
+
+
+def _output_texts(nb: dict) -> list[str]:
+    texts = []
+    for cell in nb["cells"]:
+        for output in cell.get("outputs", []):
+            texts.append("".join(output.get("text", "")))
+            for mime in ("text/plain", "text/html", "text/markdown"):
+                texts.append("".join(output.get("data", {}).get(mime, "")))
+            texts.append(str(output.get("evalue", "")))
+    return texts
+
+
+@pytest.mark.skipif(not DEBIAN_FASHION.is_dir(), reason="Debian's dataset-fashion-mnist is not installed")
+@pytest.mark.parametrize("stem", EXPECTED)
+def test_a_fashion_mnist_run_never_says_digit(stem, tmp_path, monkeypatch):
+    """Printed output, figure texts and widget labels use the data's own noun (markdown is shared by both)."""
+    import nbformat
+    import papermill as pm
+
+    monkeypatch.setenv("COURSE_SMOKE", "1")
+    monkeypatch.setenv("COURSE_CACHE", str(tmp_path / "cache"))
+    nb = nbformat.read(NOTEBOOKS / f"{stem}.ipynb", as_version=4)
+    dump = tmp_path / "texts.json"
+    nb.cells.insert(2, nbformat.v4.new_code_cell(RECORD_TEXT))
+    nb.cells.append(nbformat.v4.new_code_cell(DUMP_TEXT.format(path=str(dump))))
+    source = tmp_path / f"{stem}.ipynb"
+    nbformat.write(nb, source)
+    executed = pm.execute_notebook(str(source), str(tmp_path / "out.ipynb"), kernel_name="python3",
+                                   parameters={"dataset": "fashion-mnist", "output_dir": str(tmp_path)},
+                                   cwd=str(tmp_path), progress_bar=False)
+    recorded = json.loads(dump.read_text())
+    found = {where: sorted({m.group(0) + ": " + text.strip()[:120] for text in texts for m in DIGIT.finditer(text)})
+             for where, texts in (("printed", _output_texts(executed)), ("drawn", recorded["drawn"]),
+                                  ("widgets", recorded["widgets"]))}
+    assert recorded["drawn"], "no figure text was recorded: the recorder is broken"
+    assert not any(found.values()), f"{stem} says 'digit' in a Fashion-MNIST run: {found}"
