@@ -365,7 +365,9 @@ class VariationalAutoencoder(Autoencoder):
     """784-hidden_dim ReLU, then a mean and a log-variance of latent_dim each; latent_dim-hidden_dim-784 sigmoid.
 
     encode(x) returns the code the decoder uses: a sample mu + sigma * eps in training mode, the mean
-    mu in evaluation mode; encode_stats(x) gives (mu, logvar) themselves.
+    mu in evaluation mode; encode_stats(x) gives (mu, logvar) themselves. decode_logits(z) gives the
+    decoder's output before the sigmoid: the loss reads it (a cross-entropy from logits is stable and
+    several times cheaper than one from probabilities).
     """
 
     def __init__(self, latent_dim: int = 16, hidden_dim: int = 256, input_dim: int = INPUT_DIM):
@@ -376,8 +378,7 @@ class VariationalAutoencoder(Autoencoder):
         self.encoder = nn.Sequential(nn.Linear(input_dim, hidden_dim), nn.ReLU())
         self.to_mu = nn.Linear(hidden_dim, latent_dim)
         self.to_logvar = nn.Linear(hidden_dim, latent_dim)
-        self.decoder = nn.Sequential(nn.Linear(latent_dim, hidden_dim), nn.ReLU(), nn.Linear(hidden_dim, input_dim),
-                                     nn.Sigmoid())
+        self.decoder = nn.Sequential(nn.Linear(latent_dim, hidden_dim), nn.ReLU(), nn.Linear(hidden_dim, input_dim))
 
     def encode_stats(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         h = self.encoder(_check_flat(x, self.input_dim))  # (B, 784) -> (B, hidden_dim)
@@ -387,8 +388,11 @@ class VariationalAutoencoder(Autoencoder):
         mu, logvar = self.encode_stats(x)
         return reparameterize(mu, logvar) if self.training else mu  # (B, latent_dim)
 
+    def decode_logits(self, z: torch.Tensor) -> torch.Tensor:
+        return self.decoder(z)  # (B, latent_dim) -> (B, 784), before the sigmoid
+
     def decode(self, z: torch.Tensor) -> torch.Tensor:
-        return self.decoder(z)  # (B, latent_dim) -> (B, 784)
+        return torch.sigmoid(self.decode_logits(z))  # (B, latent_dim) -> (B, 784) in (0, 1)
 
 
 MODELS = {

@@ -209,6 +209,12 @@ def bernoulli_nll(x_hat: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return F.binary_cross_entropy(x_hat, target.reshape(x_hat.shape), reduction="sum") / target.shape[0]
 
 
+def bernoulli_nll_logits(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """bernoulli_nll(sigmoid(logits), target), computed from the logits: stable, and cheaper to differentiate."""
+    logits = logits.reshape(target.shape[0], -1)
+    return F.binary_cross_entropy_with_logits(logits, target.reshape(logits.shape), reduction="sum") / target.shape[0]
+
+
 @dataclass(frozen=True)
 class NegativeELBO:
     """The VAE's objective in nats per image: Bernoulli reconstruction term + beta * KL(q(z|x) || N(0, I))."""
@@ -228,8 +234,11 @@ class NegativeELBO:
         """(reconstruction term, KL term), each in nats per image, from one sample z of q(z | x) per image."""
         mu, logvar = model.encode_stats(x)  # (B, latent_dim) each
         z = reparameterize(mu, logvar, generator)  # a sample of q(z | x), differentiable in mu and logvar
-        x_hat = model.decode(z)
-        return bernoulli_nll(x_hat, target), kl_divergence(mu, logvar)
+        if hasattr(model, "decode_logits"):  # the same cross-entropy, from the decoder's logits
+            reconstruction = bernoulli_nll_logits(model.decode_logits(z), target)
+        else:
+            reconstruction = bernoulli_nll(model.decode(z), target)
+        return reconstruction, kl_divergence(mu, logvar)
 
 
 def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tensor, target: torch.Tensor,

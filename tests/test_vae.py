@@ -7,7 +7,7 @@ from torch import nn
 
 from course.metrics import negative_elbo
 from course.models import VariationalAutoencoder, build_model, reparameterize
-from course.training import NegativeELBO, bernoulli_nll, fit, kl_divergence
+from course.training import NegativeELBO, bernoulli_nll, bernoulli_nll_logits, fit, kl_divergence
 
 
 class Fixed(nn.Module):
@@ -41,6 +41,22 @@ def test_bernoulli_nll_is_the_bce_summed_over_pixels_averaged_over_images():
     assert float(bernoulli_nll(TARGET, TARGET)) == pytest.approx(0.0, abs=1e-6)  # perfect 0/1 reconstruction
     grey = torch.full((1, 4), 0.5)  # on grey levels even a perfect reconstruction costs the entropy, ln 2 a pixel
     assert float(bernoulli_nll(grey, grey)) == pytest.approx(4 * math.log(2), rel=1e-6)
+
+
+def test_the_vae_scores_its_logits_with_the_same_cross_entropy():
+    torch.manual_seed(0)
+    model = VariationalAutoencoder(latent_dim=3, hidden_dim=16)
+    z, target = torch.randn(5, 3), torch.rand(5, 784)
+    torch.testing.assert_close(bernoulli_nll_logits(model.decode_logits(z), target),
+                               bernoulli_nll(model.decode(z), target), rtol=1e-5, atol=1e-4)
+    torch.testing.assert_close(model.decode(z), torch.sigmoid(model.decode_logits(z)))
+    with_logits = NegativeELBO.terms(model, target, target, torch.Generator().manual_seed(1))
+
+    class ProbabilitiesOnly(nn.Module):  # the same model seen without decode_logits
+        encode_stats, decode = model.encode_stats, model.decode
+
+    from_probabilities = NegativeELBO.terms(ProbabilitiesOnly(), target, target, torch.Generator().manual_seed(1))
+    torch.testing.assert_close(with_logits, from_probabilities, rtol=1e-5, atol=1e-4)
 
 
 def test_kl_divergence_by_hand_and_against_torch_distributions():
