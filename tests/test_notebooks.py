@@ -17,6 +17,7 @@ EXPECTED = [
     "04_denoising_autoencoder",
     "05_manifold_learning",
     "06_convolutional_autoencoder",
+    "07_variational_autoencoder",
 ]
 REQUIRED_PARAMETERS = {"device", "dataset", "data_root", "seed", "output_dir"}
 
@@ -29,7 +30,7 @@ def _code(nb: dict) -> list[str]:
     return ["".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "code"]
 
 
-def test_the_six_notebooks_exist_in_order():
+def test_the_seven_notebooks_exist_in_order():
     assert sorted(p.stem for p in NOTEBOOKS.glob("*.ipynb")) == EXPECTED
 
 
