@@ -1107,7 +1107,7 @@ _add(Exercise(
 
 def perturb_code(z, noise_std, code_std, generator):
     """z plus Gaussian noise of noise_std times the codes' spread in each dimension; (B, d) like z."""
-    eps = torch.randn(z.shape, generator=generator)  # (B, d): one N(0, 1) number per image and dimension
+    eps = torch.randn(z.shape, generator=generator).to(z.device)  # (B, d): one N(0, 1) number per image and dimension
     return z + noise_std * code_std * eps  # code_std (d,) broadcasts over the images
 
 

@@ -17,7 +17,7 @@ ACTIVE_THRESHOLD = 0.0
 
 
 def reconstruction_mse(model: nn.Module, x: torch.Tensor, corruption: Callable | None = None,
-                       seed: int = 0, batch_size: int = 2048) -> float:
+                       seed: int = 0, batch_size: int = EVAL_BATCH_SIZE) -> float:
     """Mean squared error per pixel between x and the model's reconstruction.
 
     With `corruption`, the model sees corrupted inputs (noise drawn with `seed`) and is scored
