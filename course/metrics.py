@@ -372,10 +372,15 @@ def gaussian_blur(x: torch.Tensor, sigma: float = 1.0) -> torch.Tensor:
     radius = 2
     taps = torch.exp(-torch.arange(-radius, radius + 1, dtype=torch.float32) ** 2 / (2 * sigma ** 2))
     taps = (taps / taps.sum()).to(x.device)
-    images = to_float(x).reshape(-1, 1, IMAGE_SIZE, IMAGE_SIZE)
-    images = F.conv2d(images, taps.view(1, 1, 1, -1), padding=(0, radius))  # rows, then columns: separable
-    images = F.conv2d(images, taps.view(1, 1, -1, 1), padding=(radius, 0))
-    return images.reshape(-1, INPUT_DIM)
+
+    def blur(batch: torch.Tensor) -> torch.Tensor:
+        images = to_float(batch).reshape(-1, 1, IMAGE_SIZE, IMAGE_SIZE)
+        images = F.conv2d(images, taps.view(1, 1, 1, -1), padding=(0, radius))  # rows, then columns: separable
+        images = F.conv2d(images, taps.view(1, 1, -1, 1), padding=(radius, 0))
+        return images.reshape(-1, INPUT_DIM)
+
+    # In batches: a convolution over all images at once holds ~50 KB of temporaries per image.
+    return torch.cat([blur(x[i:i + EVAL_BATCH_SIZE]) for i in range(0, x.shape[0], EVAL_BATCH_SIZE)])
 
 
 def likeness_controls(data: DigitData, n: int | None = None, seed: int = 0, blur_sigma: float = 1.0,
