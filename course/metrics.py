@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from course.data import DigitData, to_float
+from course.data import DigitData, to_float, to_pixels
 from course.models import EVAL_BATCH_SIZE, INPUT_DIM, IMAGE_SIZE, batched, codes, model_device
 from course.training import NegativeELBO
 
@@ -29,8 +29,6 @@ def reconstruction_mse(model: nn.Module, x: torch.Tensor, corruption: Callable |
 
 def mse(x_hat: torch.Tensor, x: torch.Tensor) -> float:
     """Mean squared error per pixel between two tensors of the same number of elements."""
-    if x_hat.numel() != x.numel():
-        raise ValueError(f"x_hat and x must have the same number of elements, got {tuple(x_hat.shape)} and {tuple(x.shape)}")
     return float(((x_hat.reshape(x.shape).float() - x.float()) ** 2).mean())
 
 
@@ -172,8 +170,6 @@ def class_template_similarity(weights: torch.Tensor, x: torch.Tensor, y: torch.T
     """
     w = weights.detach().reshape(weights.shape[0], -1).float().cpu()
     x, y = x.reshape(x.shape[0], -1).float().cpu(), y.cpu()
-    if w.shape[1] != x.shape[1]:
-        raise ValueError(f"filters have {w.shape[1]} weights but images have {x.shape[1]} pixels")
     means = torch.stack([x[y == label].mean(0) for label in torch.unique(y)])
 
     def unit(v: torch.Tensor) -> torch.Tensor:
@@ -188,10 +184,8 @@ def nearest_neighbour_mse(x: torch.Tensor, reference: torch.Tensor, batch_size: 
 
     A small value means the image lies close to some real image of `reference`: near the data.
     """
-    x = x.detach().reshape(x.shape[0], -1).float().cpu()
-    reference = reference.detach().reshape(reference.shape[0], -1).float().cpu()
-    if x.shape[1] != reference.shape[1]:
-        raise ValueError(f"x has {x.shape[1]} pixels per image but reference has {reference.shape[1]}")
+    x = to_float(x.detach().cpu()).reshape(x.shape[0], -1)  # uint8 pixels or float images
+    reference = to_float(reference.detach().cpu()).reshape(reference.shape[0], -1)
     ref_sq = (reference ** 2).sum(1)
     out = []
     for start in range(0, x.shape[0], batch_size):
@@ -210,8 +204,6 @@ def filter_roughness(weights: torch.Tensor) -> torch.Tensor:
     """
     f = weights.detach().float().cpu()
     side = int(round(f[0].numel() ** 0.5))
-    if side * side != f[0].numel():
-        raise ValueError(f"filters must be square images, got {f[0].numel()} weights each")
     f = f.reshape(f.shape[0], side, side)
     dx = (f[:, :, 1:] - f[:, :, :-1]).pow(2).sum(dim=(1, 2))
     dy = (f[:, 1:, :] - f[:, :-1, :]).pow(2).sum(dim=(1, 2))
@@ -385,7 +377,7 @@ def gaussian_blur(x: torch.Tensor, sigma: float = 1.0) -> torch.Tensor:
 
 def likeness_controls(data: DigitData, n: int | None = None, seed: int = 0, blur_sigma: float = 1.0,
                       noise_std: float = 0.3) -> dict[str, torch.Tensor]:
-    """Sets of n images (default: the validation size) that calibrate probe_frechet_distance, by name.
+    """Sets of n uint8 images (default: the validation size) that calibrate probe_frechet_distance, by name.
 
     - real validation images: the floor, what real images not in the reference score;
     - the same, blurred (Gaussian, blur_sigma pixels): what blur alone costs;
@@ -402,10 +394,11 @@ def likeness_controls(data: DigitData, n: int | None = None, seed: int = 0, blur
     mean_image = sum(data.train.take(slice(i, i + 8192)).sum(0, dtype=torch.float64)  # in chunks: no float copy of all
                      for i in range(0, len(data.train), 8192)).float() / len(data.train)  # (784,)
     nouns = data.nouns
-    return {
+    sets = {  # stored as 8-bit images, as real images are: a quarter of the memory of float32
         f"real validation {nouns}": val,
         f"validation {nouns}, blurred (σ = {blur_sigma:g} px)": gaussian_blur(val, blur_sigma),
-        "the mean training image, repeated": mean_image.expand(n, -1).clone(),
+        "the mean training image, repeated": mean_image.expand(n, -1),
         f"validation {nouns} + pixel noise (σ = {noise_std:g})": (val + noise_std * torch.randn(val.shape, generator=generator)).clamp(0, 1),
         "uniform pixel noise": torch.rand(n, INPUT_DIM, generator=generator),
     }
+    return {name: to_pixels(images) for name, images in sets.items()}
