@@ -7,7 +7,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import nbformat
 import pytest
 import torch
 
@@ -15,6 +14,7 @@ from course.tools.cli import build_parser, main
 from course.tools.batch import select_notebooks
 from course.config import repo_root
 from course.tools.report import summary_markdown
+from notebook_factory import write_notebook
 
 PARAMETERS = "device = 'auto'\noutput_dir = ''\nseed = 0\n"
 # Writes a small metrics file the way course.notebook.write_metrics does, plus what the test checks.
@@ -31,14 +31,7 @@ pathlib.Path(output_dir, '{stem}.metrics.json').write_text(json.dumps(record))
 
 def make_notebook(folder: Path, stem: str, results: str, extra_parameters: str = "") -> Path:
     """A notebook with a `parameters` cell and a cell that writes <output_dir>/<stem>.metrics.json."""
-    nb = nbformat.v4.new_notebook()
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    params = nbformat.v4.new_code_cell(PARAMETERS + extra_parameters)
-    params.metadata["tags"] = ["parameters"]
-    nb.cells = [params, nbformat.v4.new_code_cell(WRITE_METRICS.format(stem=stem, results=results))]
-    path = folder / f"{stem}.ipynb"
-    nbformat.write(nb, path)
-    return path
+    return write_notebook(folder, stem, PARAMETERS + extra_parameters, WRITE_METRICS.format(stem=stem, results=results))
 
 
 @pytest.fixture

@@ -8,12 +8,12 @@ import threading
 from datetime import datetime
 from pathlib import Path
 
-import nbformat
 import pytest
 
 from course.tools import batch, checks
 from course.tools.checks import CheckError, check_notebook, new_run_dir, prepare_out_dir
 from course.tools.cli import main
+from notebook_factory import write_notebook
 
 WRITE_METRICS = """\
 import json, pathlib
@@ -22,14 +22,7 @@ pathlib.Path(output_dir, 'NAME.metrics.json').write_text(json.dumps({'ran': True
 
 
 def make_notebook(folder: Path, stem: str) -> Path:
-    nb = nbformat.v4.new_notebook()
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    params = nbformat.v4.new_code_cell("output_dir = ''\n")
-    params.metadata["tags"] = ["parameters"]
-    nb.cells = [params, nbformat.v4.new_code_cell(WRITE_METRICS.replace("NAME", stem))]
-    path = folder / f"{stem}.ipynb"
-    nbformat.write(nb, path)
-    return path
+    return write_notebook(folder, stem, "output_dir = ''\n", WRITE_METRICS.replace("NAME", stem))
 
 
 @pytest.fixture

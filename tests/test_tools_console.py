@@ -9,11 +9,11 @@ import sys
 import time
 from pathlib import Path
 
-import nbformat
 import psutil
 import pytest
 
 from course.config import repo_root
+from notebook_factory import write_notebook
 
 # Runs the command line in a child process, then says whether that process imported torch. SIGINT gets
 # Python's handler back: a shell script's `cmd &` leaves it ignored, and children inherit that.
@@ -29,14 +29,7 @@ sys.exit(code)
 
 def make_notebook(folder: Path, stem: str, *cells: str) -> Path:
     """A notebook with a parameters cell (output_dir, device, sleep) and the given code cells."""
-    nb = nbformat.v4.new_notebook()
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    params = nbformat.v4.new_code_cell("device = 'auto'\noutput_dir = ''\nsleep = 0\n")
-    params.metadata["tags"] = ["parameters"]
-    nb.cells = [params] + [nbformat.v4.new_code_cell(source) for source in cells]
-    path = folder / f"{stem}.ipynb"
-    nbformat.write(nb, path)
-    return path
+    return write_notebook(folder, stem, "device = 'auto'\noutput_dir = ''\nsleep = 0\n", *cells)
 
 
 @pytest.fixture
@@ -148,3 +141,25 @@ def test_ctrl_c_stops_the_kernels_reports_and_exits_130(tmp_path, cli, jobs, ste
     while not all(gone(pid) for pid in pids) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert all(gone(pid) for pid in pids), "a kernel outlived the command"
+
+
+def test_a_failed_html_export_keeps_the_run_ok_and_says_so(tmp_path, monkeypatch):
+    """nbconvert without its templates (a --target install) costs the HTML, not the notebook's result."""
+    from course.tools import batch
+    from course.tools.report import summary_markdown
+
+    def no_templates(notebook):
+        raise ValueError("No template sub-directory with name 'lab' found in the following paths:\n\t/x")
+
+    monkeypatch.setattr(batch, "export_html", no_templates)
+    path = make_notebook(tmp_path, "01_fine", "x = 1")
+    out = tmp_path / "out"
+    out.mkdir()
+    record = batch.execute(batch.Task(path=path, stem="01_fine", out=out, parameters={}, cwd=tmp_path))
+    assert record["status"] == "ok" and record["error"] is None and record["html"] is None
+    assert record["output"] == "01_fine.ipynb"  # it ran and was written
+    assert "no HTML (ValueError: No template sub-directory" in record["note"] and "\t/x" not in record["note"]
+    assert "ok in" in batch._progress_line(1, 1, record) and "no HTML" in batch._progress_line(1, 1, record)
+    summary = {"notebooks": [record], "started": "now", "device": "cpu", "requested_device": "cpu", "smoke": False,
+               "parameters": {}, "wall_seconds": 1.0}
+    assert "Note: no HTML" in summary_markdown(summary)

@@ -4,11 +4,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import nbformat
 import pytest
 
 from course.tools.cli import main
 from course.tools.merge import merge_runs
+from notebook_factory import write_notebook
 
 WRITE_METRICS = """\
 import json, pathlib
@@ -18,14 +18,7 @@ pathlib.Path(output_dir, 'NAME.metrics.json').write_text(json.dumps(record))
 
 
 def make_notebook(folder: Path, stem: str) -> Path:
-    nb = nbformat.v4.new_notebook()
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    params = nbformat.v4.new_code_cell("device = 'auto'\noutput_dir = ''\ntag = ''\n")
-    params.metadata["tags"] = ["parameters"]
-    nb.cells = [params, nbformat.v4.new_code_cell(WRITE_METRICS.replace("NAME", stem))]
-    path = folder / f"{stem}.ipynb"
-    nbformat.write(nb, path)
-    return path
+    return write_notebook(folder, stem, "device = 'auto'\noutput_dir = ''\ntag = ''\n", WRITE_METRICS.replace("NAME", stem))
 
 
 def summary(out: Path) -> dict:

@@ -4,11 +4,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import nbformat
 import pytest
 
 from course.tools.cli import main
 from course.tools.params import ParameterError, assign, declared, parse_value
+from notebook_factory import write_notebook
 
 PARAMETERS = """\
 device = "auto"
@@ -33,14 +33,7 @@ pathlib.Path(output_dir, 'NAME.metrics.json').write_text(json.dumps(record))
 
 
 def make_notebook(folder: Path, stem: str = "01_params", parameters: str = PARAMETERS) -> Path:
-    nb = nbformat.v4.new_notebook()
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    cell = nbformat.v4.new_code_cell(parameters)
-    cell.metadata["tags"] = ["parameters"]
-    nb.cells = [cell, nbformat.v4.new_code_cell(WRITE_TYPES.replace("NAME", stem))]
-    path = folder / f"{stem}.ipynb"
-    nbformat.write(nb, path)
-    return path
+    return write_notebook(folder, stem, parameters, WRITE_TYPES.replace("NAME", stem))
 
 
 @pytest.fixture

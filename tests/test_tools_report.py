@@ -4,11 +4,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import nbformat
 import pytest
 
 from course.tools.cli import main
 from course.tools.report import memory_of, summary_markdown
+from notebook_factory import write_notebook
 
 # A metrics file with or without the "memory" record course.notebook.write_metrics adds.
 WRITE_METRICS = """\
@@ -19,14 +19,7 @@ pathlib.Path(output_dir, 'NAME.metrics.json').write_text(json.dumps(record))
 
 
 def make_notebook(folder: Path, stem: str, memory: str) -> Path:
-    nb = nbformat.v4.new_notebook()
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    params = nbformat.v4.new_code_cell("output_dir = ''\n")
-    params.metadata["tags"] = ["parameters"]
-    nb.cells = [params, nbformat.v4.new_code_cell(WRITE_METRICS.replace("NAME", stem).replace("MEMORY", memory))]
-    path = folder / f"{stem}.ipynb"
-    nbformat.write(nb, path)
-    return path
+    return write_notebook(folder, stem, "output_dir = ''\n", WRITE_METRICS.replace("NAME", stem).replace("MEMORY", memory))
 
 
 def test_summary_shows_memory_per_notebook_and_blanks_what_is_missing(tmp_path, capsys):

@@ -99,14 +99,14 @@ def _files(task: Task) -> dict[str, Path]:
 
 
 def _record(task: Task, status: str, wall: float = 0.0, error: dict | None = None,
-            started: str | None = None) -> dict:
+            started: str | None = None, note: str | None = None) -> dict:
     """What summary.json says of one notebook: status, times, files written, metrics, memory, error, references."""
     files = _files(task)
     found = {key: path.name if status != "skipped" and path.exists() else None for key, path in files.items()}
     metrics = json.loads(files["metrics_file"].read_text()) if found["metrics_file"] else None
     return {"notebook": task.stem, "status": status, "started": started, "wall_seconds": round(wall, 2),
             "device": task.device, "parameters": task.parameters, **found, "metrics": metrics,
-            "memory": memory_of(metrics), "error": error, "references": references(task.stem)}
+            "memory": memory_of(metrics), "error": error, "note": note, "references": references(task.stem)}
 
 
 def execute(task: Task) -> dict:
@@ -133,13 +133,13 @@ def execute(task: Task) -> dict:
     if files["kernel_log"].exists() and files["kernel_log"].stat().st_size == 0:
         files["kernel_log"].unlink()  # kept only when the kernel had something to say
     # After Ctrl-C an interrupted notebook is not exported: the user is waiting for the prompt.
+    note = None
     if files["output"].exists() and not (error and RUNNING.stopping):
         try:
             export_html(files["output"])
-        except Exception as err:  # an export bug must not hide the other notebooks' results
-            error = error or {"cell": None, "cell_index": None, "ename": type(err).__name__,
-                              "evalue": f"HTML export failed: {err}"}
-    return _record(task, "failed" if error else "ok", wall, error, started)
+        except Exception as err:  # the notebook ran: a missing nbconvert template costs the HTML, not the run
+            note = f"no HTML ({type(err).__name__}: {str(err).splitlines()[0]}); the executed notebook is complete"
+    return _record(task, "failed" if error else "ok", wall, error, started, note)
 
 
 def _progress_line(index: int, total: int, record: dict) -> str:
@@ -148,6 +148,8 @@ def _progress_line(index: int, total: int, record: dict) -> str:
         line += f" ({error_text(record['error'])})"
         if record["kernel_log"]:
             line += f"; kernel log: {record['kernel_log']}"
+    elif record.get("note"):
+        line += f" ({record['note']})"
     return line
 
 

@@ -204,6 +204,8 @@ def summary_markdown(summary: dict) -> str:
         if entry.get("error"):
             how = "Interrupted" if entry["status"] == "interrupted" else "Failed"
             lines += [f"**{how}** at {error_text(entry['error'])}", ""]
+        if entry.get("note"):
+            lines += [f"Note: {entry['note']}.", ""]
         if entry.get("metrics"):
             lines += [_run_line(entry), ""] + results_markdown(entry["notebook"], entry["metrics"])
         else:
