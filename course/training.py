@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import copy
 import math
+import sys
 import time
 import warnings
 from dataclasses import asdict, dataclass, field
@@ -373,12 +374,13 @@ def _warn_if_no_better_than_mean(history: History, lr: float, steps: int) -> Non
         warnings.warn(
             f"training ended with validation MSE {final:.4f}, no better than always answering with the mean "
             f"training image ({history.mean_image_mse:.4f}): the model ignores its input (a diverged run: "
-            f"lower lr, now {lr}; or every unit dead: lower the penalty)", RuntimeWarning, stacklevel=3)
+            f"lower lr, now {lr:g}; or every unit dead: lower the penalty)", RuntimeWarning, stacklevel=3)
 
 
 def _progress_bar(epochs: int, progress: bool, name: str):
+    """A text bar on stdout: an executed notebook keeps its last state (a widget bar would keep its first, 0%)."""
     if not progress or epochs == 0:
         return None
-    from tqdm.auto import tqdm
+    from tqdm import tqdm
 
-    return tqdm(total=epochs, desc=f"training {name}", unit="epoch", leave=False)
+    return tqdm(total=epochs, desc=f"training {name}", unit="epoch", file=sys.stdout, ncols=100, mininterval=1.0)

@@ -297,6 +297,23 @@ def test_nan_loss_stops_training_and_names_lr(tiny):
     assert "epoch 1" in str(info.value) and "nan" in str(info.value).lower()
 
 
+def test_a_run_that_ends_no_better_than_the_mean_image_is_reported(tiny, make_subset):
+    """lr 1e10 drives the shallow model to a constant output: a warning names lr; a sound run says nothing."""
+    import warnings
+
+    data = make_subset(tiny, 512, 128, 64)  # 8 steps an epoch: 63 epochs reach the 500 steps judged
+    with pytest.warns(RuntimeWarning, match=r"no better than always answering with the mean.*lower lr, now 1e\+10"):
+        history = fit(ShallowAutoencoder(hidden_dim=16), data, epochs=63, lr=1e10, device="cpu", progress=False)
+    assert min(history.val_mse) >= 0.98 * history.mean_image_mse
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        sound = fit(ShallowAutoencoder(hidden_dim=16), data, epochs=63, lr=1e-3, device="cpu", progress=False)
+    assert sound.val_mse[sound.best_epoch - 1] < 0.85 * sound.mean_image_mse  # 512 images overfit: well below, not far below
+    with warnings.catch_warnings():  # a short, untrained run is not judged
+        warnings.simplefilter("error", RuntimeWarning)
+        fit(ShallowAutoencoder(hidden_dim=16), data, epochs=1, lr=1e10, device="cpu", progress=False)
+
+
 @pytest.mark.parametrize("kwargs, name", [
     ({"epochs": -1}, "epochs"), ({"epochs": 1.5}, "epochs"), ({"epochs": 1, "batch_size": 0}, "batch_size"),
     ({"epochs": 1, "lr": 0}, "lr"), ({"epochs": 1, "lr": -1e-3}, "lr"), ({"epochs": 1, "device": "tpu"}, "device"),
