@@ -255,7 +255,7 @@ def _digits() -> torch.Tensor:
 
 
 def _real(n: int, start: int = 0) -> torch.Tensor:
-    """n real digits (n, 784) in [0, 1], a fresh copy."""
+    """n real MNIST digits (n, 784) in [0, 1], a fresh copy."""
     return _digits()[start:start + n].clone()
 
 
@@ -306,7 +306,7 @@ _TRAIN_IMAGES, _HELD_IMAGES = 1024, 256
 
 
 def _training_mse(model: nn.Module, steps: int, batch_size: int, lr: float, images: bool) -> tuple[float, float]:
-    """Held-out MSE per pixel of `model` before and after `steps` seeded Adam steps on real digits."""
+    """Held-out MSE per pixel of `model` before and after `steps` seeded Adam steps on real MNIST digits."""
     x_train, x_held = _real(_TRAIN_IMAGES), _real(_HELD_IMAGES, start=_TRAIN_IMAGES)
     if images:  # convolutional models take (B, 1, 28, 28)
         x_train, x_held = x_train.view(-1, 1, 28, 28), x_held.view(-1, 1, 28, 28)
@@ -410,7 +410,7 @@ def _check_pca_reconstruct(pca_reconstruct) -> str:
         raise _Wrong(f"{what}: your reconstruction differs from the reference's (MSE to x {error:.4f}, the "
                      f"reference's {reference_error:.4f}): centre, take the top-k right singular vectors "
                      "(Vh[:k], rows), project, map back, add the mean")
-    return "the same reconstructions as the reference for k = 3 on random data and k = 5 and 30 on real digits"
+    return "the same reconstructions as the reference for k = 3 on random data and k = 5 and 30 on real MNIST digits"
 
 
 _add(Exercise(
@@ -820,7 +820,7 @@ _add(Exercise(
 
 
 def _real_codes(n: int = 64, units: int = 48, dead: int = 8) -> torch.Tensor:
-    """ReLU codes (n, units) of real digits through a seeded random layer; the last `dead` units never fire."""
+    """ReLU codes (n, units) of real MNIST digits through a seeded random layer; the last `dead` units never fire."""
     g = _generator(3)
     weight = torch.randn(784, units, generator=g) / 28
     bias = torch.randn(units, generator=g) * 0.5
@@ -884,7 +884,7 @@ def _check_dead_fraction(dead_fraction) -> str:
     designed = pattern * torch.rand(6, 10, generator=_generator(0)).add(0.1)
     random_codes = torch.relu(torch.randn(40, 25, generator=_generator(1)))
     random_codes[:, ::4] = 0.0  # 7 of 25 units dead
-    cases = (("a designed (6 images, 10 units) code", designed), ("ReLU codes of real digits", _real_codes()),
+    cases = (("a designed (6 images, 10 units) code", designed), ("ReLU codes of real MNIST digits", _real_codes()),
              ("random (40, 25) codes", random_codes))
     for label, z in cases:
         what = f"dead_fraction(z) for {label}"
@@ -1000,7 +1000,7 @@ class _SpyCorruption:
 def _check_denoising_loss(denoising_loss) -> str:
     torch.manual_seed(0)
     model = models.ShallowAutoencoder(16)
-    for label, x in (("real digits", _real(16)), ("random images", torch.rand(8, 784, generator=_generator(4)))):
+    for label, x in (("real MNIST digits", _real(16)), ("random images", torch.rand(8, 784, generator=_generator(4)))):
         what = f"denoising_loss(model, x, corrupt) on {label}"
         spy = _SpyCorruption(x)
         model.zero_grad(set_to_none=True)
@@ -1126,7 +1126,7 @@ def _check_perturb_code(answer) -> str:
 
     torch.manual_seed(0)
     with torch.no_grad():
-        z = models.small_autoencoder(latent_dim=8, hidden_dim=32).encode(_real(64))  # (64, 8) codes of real digits
+        z = models.small_autoencoder(latent_dim=8, hidden_dim=32).encode(_real(64))  # (64, 8) codes of real MNIST digits
     code_std = z.std(dim=0)  # (8,)
     noisy = perturb(z, 0.5, code_std, seed=0)
     if not torch.equal(perturb(z, 0.5, code_std, seed=0), noisy):
