@@ -254,11 +254,17 @@ def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tens
 
 def _evaluate(model: nn.Module, x_in: torch.Tensor, target: torch.Tensor, objective: Callable,
               batch_size: int) -> tuple[float, float]:
-    """Mean objective and mean MSE over (x_in, target), in evaluation mode."""
-    pairs = torch.cat([x_in.reshape(x_in.shape[0], -1), target.reshape(target.shape[0], -1)], dim=1)
+    """Mean objective and mean MSE over (x_in, target), in evaluation mode; uint8 or float images.
+
+    Without corruption x_in is target, and the batches come straight from it (uint8 stays uint8 until
+    each batch is converted); corrupted inputs are paired with their targets in one float tensor.
+    """
+    same = x_in is target
+    pairs = target if same else torch.cat([x_in.reshape(x_in.shape[0], -1),
+                                           to_float(target).reshape(target.shape[0], -1)], dim=1)
 
     def step(m, pair):
-        batch_in, batch_target = pair.chunk(2, dim=1)
+        batch_in, batch_target = (pair, pair) if same else pair.chunk(2, dim=1)
         batch_in = batch_in.reshape(-1, *x_in.shape[1:])
         z, x_hat = m(batch_in)
         mse = mse_loss(x_hat, batch_target)
@@ -311,13 +317,13 @@ def fit(model: nn.Module, data: DigitData, epochs: int, lr: float = 1e-3, batch_
     device = resolve_device(device)
     model.to(device)
     pixels = data.train.pixels.to(device)
-    x_val = to_float(data.val.pixels.to(device))
+    x_val = data.val.pixels.to(device)  # uint8 images stay uint8: each evaluation batch is converted on its own
     shuffle_gen = torch.Generator().manual_seed(seed)
     noise_gen = torch.Generator(device=device).manual_seed(seed + 1)
     x_val_in = x_val if corruption is None else corruption(
-        x_val, torch.Generator(device=device).manual_seed(VAL_NOISE_SEED))
+        to_float(x_val), torch.Generator(device=device).manual_seed(VAL_NOISE_SEED))
     optimizer = _adam(model, lr)
-    history = History(mean_image_mse=float(mse_loss(_mean_image(pixels).expand_as(x_val), x_val)))
+    history = History(mean_image_mse=_mean_image_mse(_mean_image(pixels), x_val))
     best_state, best_loss = None, math.inf
     n = pixels.shape[0]
 
@@ -360,6 +366,13 @@ def _mean_image(pixels: torch.Tensor, chunk: int = 8192) -> torch.Tensor:
     """The mean of uint8 or float images, in chunks: no float copy of the whole training set."""
     total = sum(to_float(pixels[i:i + chunk]).sum(0, dtype=torch.float64) for i in range(0, pixels.shape[0], chunk))
     return (total / pixels.shape[0]).float()
+
+
+def _mean_image_mse(mean_image: torch.Tensor, x: torch.Tensor, chunk: int = 8192) -> float:
+    """MSE per pixel of answering every image of x (uint8 or float) with mean_image, in chunks."""
+    total = sum(float((to_float(x[i:i + chunk]) - mean_image).pow(2).sum(dtype=torch.float64))
+                for i in range(0, x.shape[0], chunk))
+    return total / x[0].numel() / x.shape[0]
 
 
 def _warn_if_no_better_than_mean(history: History, lr: float, steps: int) -> None:
