@@ -310,13 +310,25 @@ def frechet_distance(features_a: torch.Tensor, features_b: torch.Tensor) -> floa
                          f"{tuple(features_b.shape)}")
     if min(features_a.shape[0], features_b.shape[0]) < 2:
         raise ValueError("each set of features needs at least 2 rows to estimate a covariance")
-    a, b = features_a.double().cpu(), features_b.double().cpu()
-    mean_a, mean_b = a.mean(0), b.mean(0)
-    cov_a, cov_b = torch.cov(a.T), torch.cov(b.T)  # (d, d) each
+    (mean_a, cov_a), (mean_b, cov_b) = _moments(features_a), _moments(features_b)
     values, vectors = torch.linalg.eigh(cov_a)
     root_a = (vectors * values.clamp_min(0).sqrt()) @ vectors.T  # C_a^1/2
     cross = torch.linalg.eigvalsh(root_a @ cov_b @ root_a).clamp_min(0).sqrt().sum()  # trace((C_a^1/2 C_b C_a^1/2)^1/2)
     return float((mean_a - mean_b).pow(2).sum() + cov_a.trace() + cov_b.trace() - 2 * cross)
+
+
+def _moments(features: torch.Tensor, chunk: int = 2048) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean (d,) and covariance (d, d) of features (N, d) in float64, a chunk at a time (no float64 copy of all)."""
+    n, d = features.shape
+    total = torch.zeros(d, dtype=torch.float64)
+    for part in features.split(chunk):
+        total += part.double().cpu().sum(0)
+    mean = total / n
+    scatter = torch.zeros(d, d, dtype=torch.float64)
+    for part in features.split(chunk):
+        centred = part.double().cpu() - mean  # centred first: no cancellation in the sum of squares
+        scatter += centred.T @ centred
+    return mean, scatter / (n - 1)
 
 
 def probe_frechet_distance(x: torch.Tensor, data: DigitData, reference: torch.Tensor | None = None,
@@ -394,11 +406,12 @@ def likeness_controls(data: DigitData, n: int | None = None, seed: int = 0, blur
     mean_image = sum(data.train.take(slice(i, i + 8192)).sum(0, dtype=torch.float64)  # in chunks: no float copy of all
                      for i in range(0, len(data.train), 8192)).float() / len(data.train)  # (784,)
     nouns = data.nouns
-    sets = {  # stored as 8-bit images, as real images are: a quarter of the memory of float32
-        f"real validation {nouns}": val,
-        f"validation {nouns}, blurred (σ = {blur_sigma:g} px)": gaussian_blur(val, blur_sigma),
-        "the mean training image, repeated": mean_image.expand(n, -1),
-        f"validation {nouns} + pixel noise (σ = {noise_std:g})": (val + noise_std * torch.randn(val.shape, generator=generator)).clamp(0, 1),
-        "uniform pixel noise": torch.rand(n, INPUT_DIM, generator=generator),
-    }
-    return {name: to_pixels(images) for name, images in sets.items()}
+    # Each set is made and stored as 8-bit images (as real images are) before the next: one float set at a time.
+    sets = {f"real validation {nouns}": to_pixels(val)}
+    sets[f"validation {nouns}, blurred (σ = {blur_sigma:g} px)"] = to_pixels(gaussian_blur(val, blur_sigma))
+    sets["the mean training image, repeated"] = to_pixels(mean_image).expand(n, -1).contiguous()
+    noise = torch.randn(val.shape, generator=generator).mul_(noise_std)
+    sets[f"validation {nouns} + pixel noise (σ = {noise_std:g})"] = to_pixels(val.add_(noise).clamp_(0, 1))
+    del noise, val  # the float sets go before the last one is made
+    sets["uniform pixel noise"] = to_pixels(torch.rand(n, INPUT_DIM, generator=generator))
+    return sets

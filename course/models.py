@@ -7,7 +7,7 @@ from typing import Callable, Iterator, Sequence
 import torch
 from torch import nn
 
-from course.data import to_float
+from course.data import to_float, to_pixels
 
 IMAGE_SIZE = 28
 INPUT_DIM = IMAGE_SIZE * IMAGE_SIZE
@@ -54,6 +54,12 @@ def batched(model: nn.Module, x: torch.Tensor, step: Callable | None = None,
 def codes(model: nn.Module, x: torch.Tensor, batch_size: int = EVAL_BATCH_SIZE) -> torch.Tensor:
     """The codes z of every image of x, flattened to (N, code size), on the CPU."""
     return torch.cat([z.reshape(z.shape[0], -1).cpu() for _, (z, _) in batched(model, x, batch_size=batch_size)])
+
+
+def decoded(model: nn.Module, z: torch.Tensor, batch_size: int = EVAL_BATCH_SIZE) -> torch.Tensor:
+    """The images decode(z) of codes z (N, code size) as uint8 pixels (N, 784) on the CPU, a batch at a time."""
+    return torch.cat([to_pixels(x_hat.reshape(x_hat.shape[0], -1)).cpu()
+                      for _, x_hat in batched(model, z, lambda m, b: m.decode(b), batch_size)])
 
 
 def _check_positive(name: str, value: int) -> None:

@@ -18,6 +18,21 @@ from course.config import is_smoke, repo_root, resolve_device, set_seed
 from course.data import DigitData, load_data
 
 
+def _release_large_blocks(threshold: int = 1 << 20) -> None:
+    """With glibc, give every allocation over `threshold` bytes its own mapping, returned to the OS when freed.
+
+    By default glibc raises that threshold after the first large block is freed, so later temporaries
+    the size of a whole split (31 MB for 10,000 float images) come from the heap, which keeps them after
+    they are freed: a notebook's memory then only grows (Binder stops a kernel at 2 GB). Elsewhere a no-op.
+    """
+    import ctypes
+
+    try:
+        ctypes.CDLL("libc.so.6").mallopt(-3, threshold)  # -3 is M_MMAP_THRESHOLD; setting it ends the adapting
+    except (OSError, AttributeError):
+        pass
+
+
 def rss_mb() -> float:
     """This process' resident memory now, in MB (Linux; elsewhere its peak so far)."""
     try:
@@ -74,6 +89,7 @@ def setup(device: str = "auto", dataset: str = "mnist", data_root: str | None = 
     # import it here, so that the after-imports figure counts it and the peak above it counts data only.
     import torch._dynamo  # noqa: F401
 
+    _release_large_blocks()
     after_imports = rss_mb()
     resolved = resolve_device(device)
     smoke = is_smoke()
