@@ -19,17 +19,7 @@ from course.data import DigitData, Split
 from course.models import Autoencoder, ShallowAutoencoder
 from course.training import GaussianNoise, L1Penalty, NegativeELBO, Reconstruction
 
-SETTINGS = dict(model="shallow", epochs=1, model_args={"hidden_dim": 8}, lr=1e-2, batch_size=64, seed=0,
-                device="cpu", progress=False)
-
-
-@pytest.fixture
-def small(tiny, make_subset):
-    return make_subset(tiny, 128, 32, 32)
-
-
-def train(data, **changes):
-    return train_or_load(data=data, **{**SETTINGS, **changes})
+from test_checkpoints import SETTINGS, small, train  # noqa: F401 (small is a fixture): one training setup for both
 
 
 def key(data, **hooks):
