@@ -89,3 +89,33 @@ def test_readme_shows_the_two_commands_and_the_binder_badge():
     assert "make course" in readme and "make test" in readme
     assert "mybinder.org/v2/gh/" in readme and "urlpath=lab/tree/notebooks/01_pca_vs_autoencoder.ipynb" in readme
     assert "## Results" in readme
+
+
+def _results_table() -> dict[str, str]:
+    """The README's results table: {measure: its reference column}."""
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("## Results", 1)[1]
+    rows = [line.split("|") for line in section.splitlines() if line.startswith("| 0")]
+    return {row[2].strip(): row[5].strip() for row in rows}
+
+
+def test_readme_results_quote_the_reference_numbers_from_course_references():
+    """The README's reference column says what course.references says (one home for each number)."""
+    from course import references as ref
+
+    table = _results_table()
+    assert len(table) >= 9, "the results table lost rows"
+
+    def quoted(measure_start: str, *values: float) -> None:
+        row = next((text for measure, text in table.items() if measure.startswith(measure_start)), None)
+        assert row is not None, f"no results row starting {measure_start!r}"
+        for value in values:
+            assert f"{value:g}" in row, f"{measure_start}: the README should quote {value:g}, has {row!r}"
+
+    quoted("PCA, 30", ref.PCA_30["original"].value, ref.PCA_30["hinton_2006"].value)
+    quoted("deep autoencoder", ref.AUTOENCODER_30["original"].value, ref.AUTOENCODER_30["hinton_2006"].value)
+    quoted("shallow", *ref.SHALLOW_VALIDATION_MSE.values())
+    quoted("sparse", *(mse for _, _, mse in ref.SPARSE_ORIGINAL[:3]), ref.sparse_weight_from_original(1e-5))
+    quoted("784-64-8-64-784", ref.MANIFOLD_VALIDATION_MSE.value)
+    quoted("convolutional", ref.CONV_UNPOOL["validation"].value)
+    quoted("VAE", *ref.VAE_NEG_ELBO_NATS)
