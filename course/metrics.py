@@ -10,7 +10,7 @@ from torch import nn
 
 from course.data import DigitData, to_float, to_pixels
 from course.models import EVAL_BATCH_SIZE, INPUT_DIM, IMAGE_SIZE, batched, codes, model_device
-from course.training import NegativeELBO
+from course.training import NegativeELBO, mean_image
 
 # A unit counts as active on an image when its ReLU output is above this.
 ACTIVE_THRESHOLD = 0.0
@@ -403,13 +403,12 @@ def likeness_controls(data: DigitData, n: int | None = None, seed: int = 0, blur
         raise ValueError(f"n must be an int from 2 to the validation size {len(data.val)}, got {n!r}")
     generator = torch.Generator().manual_seed(seed)
     val = data.val.take(slice(0, n))  # (n, 784)
-    mean_image = sum(data.train.take(slice(i, i + 8192)).sum(0, dtype=torch.float64)  # in chunks: no float copy of all
-                     for i in range(0, len(data.train), 8192)).float() / len(data.train)  # (784,)
+    train_mean = mean_image(data.train.pixels)  # (784,)
     nouns = data.nouns
     # Each set is made and stored as 8-bit images (as real images are) before the next: one float set at a time.
     sets = {f"real validation {nouns}": to_pixels(val)}
     sets[f"validation {nouns}, blurred (σ = {blur_sigma:g} px)"] = to_pixels(gaussian_blur(val, blur_sigma))
-    sets["the mean training image, repeated"] = to_pixels(mean_image).expand(n, -1).contiguous()
+    sets["the mean training image, repeated"] = to_pixels(train_mean).expand(n, -1).contiguous()
     noise = torch.randn(val.shape, generator=generator).mul_(noise_std)
     sets[f"validation {nouns} + pixel noise (σ = {noise_std:g})"] = to_pixels(val.add_(noise).clamp_(0, 1))
     del noise, val  # the float sets go before the last one is made

@@ -323,7 +323,7 @@ def fit(model: nn.Module, data: DigitData, epochs: int, lr: float = 1e-3, batch_
     x_val_in = x_val if corruption is None else corruption(
         to_float(x_val), torch.Generator(device=device).manual_seed(VAL_NOISE_SEED))
     optimizer = _adam(model, lr)
-    history = History(mean_image_mse=_mean_image_mse(_mean_image(pixels), x_val))
+    history = History(mean_image_mse=mean_image_mse(mean_image(pixels), x_val))
     best_state, best_loss = None, math.inf
     n = pixels.shape[0]
 
@@ -362,15 +362,15 @@ def fit(model: nn.Module, data: DigitData, epochs: int, lr: float = 1e-3, batch_
     return history
 
 
-def _mean_image(pixels: torch.Tensor, chunk: int = 8192) -> torch.Tensor:
+def mean_image(pixels: torch.Tensor, chunk: int = 8192) -> torch.Tensor:
     """The mean of uint8 or float images, in chunks: no float copy of the whole training set."""
     total = sum(to_float(pixels[i:i + chunk]).sum(0, dtype=torch.float64) for i in range(0, pixels.shape[0], chunk))
     return (total / pixels.shape[0]).float()
 
 
-def _mean_image_mse(mean_image: torch.Tensor, x: torch.Tensor, chunk: int = 8192) -> float:
-    """MSE per pixel of answering every image of x (uint8 or float) with mean_image, in chunks."""
-    total = sum(float((to_float(x[i:i + chunk]) - mean_image).pow(2).sum(dtype=torch.float64))
+def mean_image_mse(image: torch.Tensor, x: torch.Tensor, chunk: int = 8192) -> float:
+    """MSE per pixel of answering every image of x (uint8 or float) with one image, in chunks."""
+    total = sum(float((to_float(x[i:i + chunk]) - image).pow(2).sum(dtype=torch.float64))
                 for i in range(0, x.shape[0], chunk))
     return total / x[0].numel() / x.shape[0]
 
