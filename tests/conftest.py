@@ -29,6 +29,7 @@ def course_env(monkeypatch, tmp_path):
     monkeypatch.setenv("MPLBACKEND", "Agg")
     monkeypatch.delenv("COURSE_SMOKE", raising=False)
     monkeypatch.delenv("COURSE_DATA", raising=False)
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)  # the batch sets it for kernels running side by side
     yield
     plt.close("all")
 

@@ -13,6 +13,7 @@ import torch
 from course.tools.cli import build_parser, main
 from course.tools.batch import select_notebooks
 from course.config import repo_root
+from course.tools.batch import available_cores, kernel_threads
 from course.tools.report import summary_markdown
 from notebook_factory import write_notebook
 
@@ -24,7 +25,8 @@ if globals().get('fail'):
     raise ValueError('asked to fail')
 record = {{'dataset': 'mnist', 'data_source': 'throwaway', 'device': device, 'train_size': 10,
            'test_size': 5, 'wall_seconds': 0.1, 'seed': seed, 'seed_type': type(seed).__name__,
-           'cwd': os.getcwd(), 'smoke_env': os.environ.get('COURSE_SMOKE'), {results}}}
+           'cwd': os.getcwd(), 'smoke_env': os.environ.get('COURSE_SMOKE'),
+           'threads_env': os.environ.get('OMP_NUM_THREADS'), {results}}}
 pathlib.Path(output_dir, '{stem}.metrics.json').write_text(json.dumps(record))
 """
 
@@ -62,13 +64,17 @@ def test_batch_of_two_writes_notebooks_html_metrics_and_report(notebook_dir, tmp
         metrics = json.loads((out / f"{stem}.metrics.json").read_text())
         assert metrics["device"] == "cpu" and metrics["seed"] == 3 and metrics["seed_type"] == "int"
         assert Path(metrics["cwd"]) == notebook_dir and metrics["smoke_env"] == "1"
+        # two kernels at once share the cores instead of each taking all of them
+        assert metrics["threads_env"] == str(max(1, available_cores() // 2))
     assert printed.index("02_standard_autoencoder: ok") < printed.index("04_denoising_autoencoder: running")
     summary = read_summary(out)
     assert [e["status"] for e in summary["notebooks"]] == ["ok", "ok"] and summary["device"] == "cpu"
     report = (out / "summary.md").read_text()
     assert "| 64 | 0.005 | 0.0048 |" in report  # this run beside the original's validation MSE
     assert "throwaway" in report and f"{out}/summary.md" in printed
-    assert "COURSE_SMOKE" not in os.environ
+    assert "COURSE_SMOKE" not in os.environ and "OMP_NUM_THREADS" not in os.environ
+    assert summary["threads_per_kernel"] == max(1, available_cores() // 2)
+    assert "Up to 2 notebooks at once" in report
 
 
 def test_failing_notebook_is_reported_and_the_other_still_runs(notebook_dir, tmp_path, capsys):
@@ -160,3 +166,22 @@ def test_real_notebooks_01_and_05_smoke(tmp_path):
     assert [e["status"] for e in summary["notebooks"]] == ["ok", "ok"]
     assert "autoencoder_test_mse" in json.dumps(summary["notebooks"][0]["metrics"])
     assert "manifold_test_mse" in json.dumps(summary["notebooks"][1]["metrics"])
+
+
+@pytest.mark.parametrize("running, cores, expected", [(1, 16, None), (7, 16, 2), (2, 2, 1), (4, 2, 1), (3, 8, 2)])
+def test_notebooks_at_once_share_the_cores(monkeypatch, running, cores, expected):
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    assert kernel_threads(running, cores) == expected
+
+
+def test_a_thread_count_set_by_the_caller_is_kept(monkeypatch):
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")
+    assert kernel_threads(4, 16) is None
+
+
+def test_every_dependency_names_a_course_notebook():
+    from course.tools.batch import DEPENDS_ON, default_notebook_dir, find_notebooks
+
+    stems = {path.stem for path in find_notebooks(default_notebook_dir())}
+    for stem, needs in DEPENDS_ON.items():
+        assert {stem, *needs} <= stems, f"DEPENDS_ON names a notebook that does not exist: {stem} -> {needs}"

@@ -23,10 +23,13 @@ from course.tools.solutions import SOLVED_DIR, solve_all, write_solved
 # The kernel named "python3" runs on the interpreter that runs this command (jupyter_client's rule).
 KERNEL_NAME = "python3"
 # A notebook that reuses another's cached models starts after it when both are selected.
-DEPENDS_ON = {"04_denoising_autoencoder": ("02_standard_autoencoder",)}
+DEPENDS_ON = {"04_denoising_autoencoder": ("02_standard_autoencoder",),
+              "07_variational_autoencoder": ("05_manifold_learning",)}
 # After Ctrl-C: how long interrupted kernels get to stop on their own, then how long killed ones get to go.
 INTERRUPT_GRACE_SECONDS = 3.0
 KILL_WAIT_SECONDS = 10.0
+# Read by torch (and OpenMP) at start-up for the number of threads of CPU work.
+THREADS_VARIABLE = "OMP_NUM_THREADS"
 
 
 class BatchError(ValueError):
@@ -256,19 +259,39 @@ def schedule(tasks: list[Task], jobs: int, fail_fast: bool, progress: Callable[[
     return [records[stem] for stem in by_stem]
 
 
+def available_cores() -> int:
+    """The cores this process may run on (taskset and container limits included), at least 1."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # macOS, Windows
+        return os.cpu_count() or 1
+
+
+def kernel_threads(running: int, cores: int) -> int | None:
+    """Threads for each kernel when `running` notebooks run at once on `cores` cores: their share, at least 1.
+
+    None (each kernel keeps torch's default, one thread per core) for one notebook at a time, or when
+    the caller has set OMP_NUM_THREADS. Kernels that each take every core slow each other down several
+    times over (measured here: two at once on 2 cores, an epoch 4-6x slower than with a core each).
+    """
+    if running <= 1 or THREADS_VARIABLE in os.environ:
+        return None
+    return max(1, cores // running)
+
+
 @contextlib.contextmanager
-def _smoke_env(smoke: bool):
-    """Set COURSE_SMOKE=1 for the kernels (they inherit this process' environment) while the batch runs."""
-    old = os.environ.get("COURSE_SMOKE")
-    if smoke:
-        os.environ["COURSE_SMOKE"] = "1"
+def _kernel_env(variables: dict[str, str]):
+    """Set `variables` for the kernels (they inherit this process' environment) while the batch runs."""
+    old = {name: os.environ.get(name) for name in variables}
+    os.environ.update(variables)
     try:
         yield
     finally:
-        if old is None:
-            os.environ.pop("COURSE_SMOKE", None)
-        else:
-            os.environ["COURSE_SMOKE"] = old
+        for name, value in old.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 @contextlib.contextmanager
@@ -341,17 +364,22 @@ def run_course(notebooks: list[str] | None = None, out: str | os.PathLike | None
     tasks, request = plan(notebooks, out, device, dict(parameters or {}), jobs, notebook_dir, solved)
     out_dir = Path(request["output_dir"])
     source = out_dir / SOLVED_DIR if solved else request["notebook_dir"]
-    progress(f"running {len(tasks)} notebook(s) from {source} on {request['device']}, {jobs} at a time, "
-             f"into {out_dir}")
+    threads = kernel_threads(min(jobs, len(tasks)), available_cores())
+    env = {"COURSE_SMOKE": "1"} if smoke else {}
+    if threads is not None:
+        env[THREADS_VARIABLE] = str(threads)
+    progress(f"running {len(tasks)} notebook(s) from {source} on {request['device']}, {jobs} at a time"
+             f"{'' if threads is None else f' ({threads} CPU thread(s) each)'}, into {out_dir}")
     run_log = out_dir / "run.log"
     run_log.unlink(missing_ok=True)
     started, start = datetime.now().isoformat(timespec="seconds"), time.perf_counter()
-    with _smoke_env(smoke), _log_to(run_log), CtrlC() as ctrl_c:
+    with _kernel_env(env), _log_to(run_log), CtrlC() as ctrl_c:
         records = schedule(tasks, jobs, fail_fast, progress, ctrl_c)
         summary = {
             "started": started,
             **request,
             "smoke": smoke or os.environ.get("COURSE_SMOKE") == "1",
+            "threads_per_kernel": threads,
             "wall_seconds": round(time.perf_counter() - start, 2),
             "stopped": bool(ctrl_c.presses),
             "run_log": run_log.name if run_log.exists() else None,

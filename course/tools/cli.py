@@ -52,7 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
                           "else text). batch_size and epochs must be >= 1, lr > 0, seed >= 0")
     run.add_argument("--smoke", action="store_true", help="COURSE_SMOKE=1 for the kernels: tiny data, few steps")
     run.add_argument("--jobs", type=int, default=1, metavar="N",
-                     help="notebooks run at once (04 still waits for 02, whose models it reuses)")
+                     help="notebooks run at once, sharing the CPU cores (04 waits for 02 and 07 for 05, whose models they reuse)")
     run.add_argument("--fail-fast", action="store_true", help="stop starting notebooks after the first failure")
     run.add_argument("--notebook-dir", metavar="DIR", help="folder of NN_name.ipynb notebooks (default notebooks/)")
     run.add_argument("--solved", action="store_true",

@@ -176,6 +176,11 @@ def _header(summary: dict) -> str:
     else:
         text = (f"Started {summary['started']}; device {summary['device']} (asked: {summary['requested_device']}); "
                 f"smoke: {summary['smoke']}; parameters: {params}; total wall time {summary['wall_seconds']:.1f} s.")
+        if summary.get("jobs", 1) > 1:
+            threads = summary.get("threads_per_kernel")
+            text += (f" Up to {summary['jobs']} notebooks at once"
+                     f"{f', {threads} CPU thread(s) each' if threads else ''}: a notebook's wall time includes "
+                     "waiting for the cores the others use.")
     if summary.get("solved"):
         text += " These are the solved copies (solved-notebooks/), not the exercises."
     if summary.get("run_log"):
