@@ -272,7 +272,7 @@ def kernel_threads(running: int, cores: int) -> int | None:
 
     None (each kernel keeps torch's default, one thread per core) for one notebook at a time, or when
     the caller has set OMP_NUM_THREADS. Kernels that each take every core slow each other down several
-    times over (measured here: two at once on 2 cores, an epoch 4-6x slower than with a core each).
+    times over (measured here: two at once on 2 cores, an epoch 3 to 4 times slower than with a core each).
     """
     if running <= 1 or THREADS_VARIABLE in os.environ:
         return None
