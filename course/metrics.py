@@ -29,6 +29,8 @@ def reconstruction_mse(model: nn.Module, x: torch.Tensor, corruption: Callable |
 
 def mse(x_hat: torch.Tensor, x: torch.Tensor) -> float:
     """Mean squared error per pixel between two tensors of the same number of elements."""
+    if x_hat.numel() != x.numel():
+        raise ValueError(f"x_hat and x must have the same number of elements, got {tuple(x_hat.shape)} and {tuple(x.shape)}")
     return float(((x_hat.reshape(x.shape).float() - x.float()) ** 2).mean())
 
 
@@ -170,6 +172,8 @@ def class_template_similarity(weights: torch.Tensor, x: torch.Tensor, y: torch.T
     """
     w = weights.detach().reshape(weights.shape[0], -1).float().cpu()
     x, y = x.reshape(x.shape[0], -1).float().cpu(), y.cpu()
+    if w.shape[1] != x.shape[1]:
+        raise ValueError(f"filters have {w.shape[1]} weights but images have {x.shape[1]} pixels")
     means = torch.stack([x[y == label].mean(0) for label in torch.unique(y)])
 
     def unit(v: torch.Tensor) -> torch.Tensor:
@@ -186,6 +190,8 @@ def nearest_neighbour_mse(x: torch.Tensor, reference: torch.Tensor, batch_size: 
     """
     x = to_float(x.detach().cpu()).reshape(x.shape[0], -1)  # uint8 pixels or float images
     reference = to_float(reference.detach().cpu()).reshape(reference.shape[0], -1)
+    if x.shape[1] != reference.shape[1]:
+        raise ValueError(f"x has {x.shape[1]} pixels per image but reference has {reference.shape[1]}")
     ref_sq = (reference ** 2).sum(1)
     out = []
     for start in range(0, x.shape[0], batch_size):
@@ -204,6 +210,8 @@ def filter_roughness(weights: torch.Tensor) -> torch.Tensor:
     """
     f = weights.detach().float().cpu()
     side = int(round(f[0].numel() ** 0.5))
+    if side * side != f[0].numel():
+        raise ValueError(f"filters must be square images, got {f[0].numel()} weights each")
     f = f.reshape(f.shape[0], side, side)
     dx = (f[:, :, 1:] - f[:, :, :-1]).pow(2).sum(dim=(1, 2))
     dy = (f[:, 1:, :] - f[:, :-1, :]).pow(2).sum(dim=(1, 2))

@@ -22,6 +22,8 @@ def _as_images(x) -> np.ndarray:
     if x.ndim == 1:
         x = x[None]
     side = int(round(math.sqrt(x[0].size)))
+    if side * side != x[0].size:
+        raise ValueError(f"images must be square, got {x[0].size} pixels each")
     return x.reshape(x.shape[0], side, side)
 
 
@@ -45,6 +47,8 @@ def show_image(x, ax=None, title: str | None = None, cmap: str = "gray", vmin: f
 
 def reconstruction_rows(rows: Mapping[str, object], n: int = 10, axes=None, scale: float = 1.0) -> Figure:
     """A grid of digits: one row per entry of `rows` ({"original": x, "PCA": x_hat, ...}), n columns."""
+    if not rows:
+        raise ValueError("rows must name at least one set of images")
     names = list(rows)
     images = [_as_images(rows[name])[:n] for name in names]
     n = min(n, min(len(im) for im in images))
@@ -116,6 +120,8 @@ def kernel_grid(weight, ax=None, title: str | None = None, max_kernels: int = 25
     if isinstance(weight, torch.Tensor):
         weight = weight.detach().cpu().float().numpy()
     weight = np.asarray(weight)
+    if weight.ndim != 4:
+        raise ValueError(f"weight must have shape (C_in, C_out, k, k), got {weight.shape}")
     c_in, c_out, kh, kw = weight.shape
     kernels = weight.reshape(c_in * c_out, kh, kw)[:max_kernels]
     cols = c_out if c_in * c_out <= max_kernels else int(math.ceil(math.sqrt(len(kernels))))

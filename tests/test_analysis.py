@@ -82,6 +82,8 @@ def test_class_template_similarity():
     assert sim.shape == (3,)
     assert sim[0] == pytest.approx(1.0, abs=1e-5) and sim[1] == pytest.approx(1.0, abs=1e-5)
     assert 0.0 <= float(sim[2]) < 0.5
+    with pytest.raises(ValueError, match="pixels"):
+        class_template_similarity(torch.rand(2, 10), x, y)
 
 
 def test_nearest_neighbour_mse():
@@ -93,6 +95,8 @@ def test_nearest_neighbour_mse():
     pixels = (reference * 255).round().to(torch.uint8)  # stored images: the same distances as their floats
     assert torch.allclose(nearest_neighbour_mse(pixels[:3], pixels), torch.zeros(3), atol=1e-5)
     assert torch.allclose(nearest_neighbour_mse(pixels[:3] // 2, reference), nearest_neighbour_mse((pixels[:3] // 2).float() / 255, reference))
+    with pytest.raises(ValueError, match="pixels"):
+        nearest_neighbour_mse(torch.rand(2, 10), reference)
 
 
 def test_standardised_codes_have_unit_spread_and_decode_the_same(images):
@@ -144,3 +148,5 @@ def test_filter_roughness_orders_smooth_below_grainy():
     assert float(rough[2]) == 0.0
     assert float(rough[0]) < 0.1 < float(rough[1])
     assert float(rough[1]) == pytest.approx(4 * 2 * 27 * 28 / 784)  # every neighbour pair differs by 2
+    with pytest.raises(ValueError, match="square"):
+        filter_roughness(torch.rand(2, 10))

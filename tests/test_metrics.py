@@ -28,6 +28,9 @@ def test_mse_on_hand_made_tensors():
     assert mse(torch.zeros(3, dtype=torch.uint8), torch.ones(3, dtype=torch.uint8)) == 1.0
 
 
+def test_mse_rejects_different_sizes():
+    with pytest.raises(ValueError, match="x_hat and x"):
+        mse(torch.zeros(2, 784), torch.zeros(3, 784))
 
 
 def test_reconstruction_mse_of_an_identity_model_is_zero(tiny):

@@ -81,6 +81,8 @@ def test_reconstruction_rows_into_given_axes_and_short_rows(tiny):
     returned = plotting.reconstruction_rows({"a": tiny.test.x[:4], "b": tiny.test.x[:3]}, n=4, axes=axes)
     assert returned is fig
     assert axes[0, 2].images and not axes[0, 3].images  # only as many columns as the shortest row
+    with pytest.raises(ValueError, match="rows"):
+        plotting.reconstruction_rows({})
 
 
 def _tiles(fig: Figure, rows: int, cols: int, size: int, pad: int = 1) -> list[np.ndarray]:
@@ -107,12 +109,22 @@ def test_kernel_grid_of_every_transposed_convolution():
         assert f"{c_in}x{c_out}" in fig.axes[0].get_title()
 
 
+def test_kernel_grid_rejects_non_kernels():
+    with pytest.raises(ValueError, match="weight"):
+        plotting.kernel_grid(torch.zeros(3, 3))
+
+
 def test_filter_grid_layout_and_per_filter_symmetric_scale():
     model = ShallowAutoencoder(hidden_dim=6)
     fig = plotting.filter_grid(model.encoder[0].weight, rows=2, cols=3)  # (units, 784) accepted too
     tiles = _tiles(fig, rows=2, cols=3, size=28)
     for tile, weights in zip(tiles, model.filters.numpy()):
         assert np.allclose(tile, 0.5 + weights / (2 * np.abs(weights).max()), atol=1e-6)
+
+
+def test_images_must_be_square():
+    with pytest.raises(ValueError, match="square"):
+        plotting.show_image(torch.zeros(1, 783))
 
 
 def test_latent_scatter_needs_one_label_per_code():
