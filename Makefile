@@ -24,7 +24,13 @@ course: install
 	$(PY) -m course run
 
 test: install
-	$(PY) -m pytest tests
+	$(MAKE) --no-print-directory test-unit test-notebooks
+
+# The two halves of `make test`, without the install step (for a checkout that shares an installed venv).
+test-unit:
+	$(PY) -m pytest $(or $(PYTEST_ARGS),tests)
+
+test-notebooks:
 	# Every notebook executes (nbval), shrunk by the smoke switch, with a cache of its own: as committed
 	# (exercise stubs, so every later cell runs on the course's references) and solved (the solutions in).
 	cache=$$(mktemp -d) && solved=$$(mktemp -d) && trap 'rm -rf "$$cache" "$$solved"' EXIT && \
