@@ -91,10 +91,12 @@ def test_failing_notebook_is_reported_and_the_other_still_runs(notebook_dir, tmp
 
 
 def test_fail_fast_skips_the_rest(tmp_path):
-    make_notebook(tmp_path, "01_first", "'x': 1", extra_parameters="fail = False")
-    make_notebook(tmp_path, "02_second", "'x': 2")
+    folder = tmp_path / "notebooks"
+    folder.mkdir()
+    make_notebook(folder, "01_first", "'x': 1", extra_parameters="fail = False")
+    make_notebook(folder, "02_second", "'x': 2")
     out = tmp_path / "out"
-    code = main(["run", "--notebook-dir", str(tmp_path), "--out", str(out), "--device", "cpu",
+    code = main(["run", "--notebook-dir", str(folder), "--out", str(out), "--device", "cpu",
                  "-p", "fail", "True", "--fail-fast"])
     assert code == 1
     assert [e["status"] for e in read_summary(out)["notebooks"]] == ["failed", "skipped"]

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Callable
 
 from course.config import repo_root
-from course.tools.checks import check_notebook, new_run_dir, prepare_out_dir, resolve_device_name
+from course.tools.checks import check_notebook, new_run_dir, prepare_out_dir, resolve_device_name, safe_out_dir
 from course.tools.kernels import RUNNING, client_options
 from course.tools.params import assign, declared
 from course.tools.report import error_text, memory_of, references, write_summary
@@ -321,7 +321,7 @@ def _statuses(records: list[dict], status: str) -> list[str]:
 
 
 def plan(notebooks: list[str] | None, out: str | os.PathLike | None, device: str, parameters: dict, jobs: int,
-         notebook_dir: str | os.PathLike | None, solved: bool) -> tuple[list[Task], dict]:
+         notebook_dir: str | os.PathLike | None, solved: bool, force: bool = False) -> tuple[list[Task], dict]:
     """Check the request and create the output folder: the tasks, and what the summary says of the request.
 
     Every check (jobs, notebooks, parameter names and types, exercises, device, output folder) comes
@@ -337,7 +337,9 @@ def plan(notebooks: list[str] | None, out: str | os.PathLike | None, device: str
     given = assign(declarations, parameters)
     copies = solve_all(paths) if solved else None
     resolved = resolve_device_name(device)
-    out_dir = prepare_out_dir(Path(out)) if out else new_run_dir(repo_root() / "runs")
+    # the notebooks' folder and the files picked are never written to, --force or not
+    out_dir = (prepare_out_dir(safe_out_dir(out, [folder, *paths], force)) if out
+               else new_run_dir(repo_root() / "runs"))
     runs = list(write_solved(copies, out_dir / SOLVED_DIR)) if copies is not None else paths
     fixed = {"device": resolved, "output_dir": str(out_dir)}
     # like any other parameter, device and output_dir go only to the notebooks that declare them
@@ -354,14 +356,15 @@ def plan(notebooks: list[str] | None, out: str | os.PathLike | None, device: str
 def run_course(notebooks: list[str] | None = None, out: str | os.PathLike | None = None, device: str = "auto",
                parameters: dict | None = None, smoke: bool = False, jobs: int = 1, fail_fast: bool = False,
                notebook_dir: str | os.PathLike | None = None, solved: bool = False,
-               progress: Callable[[str], None] = print) -> dict:
+               progress: Callable[[str], None] = print, force: bool = False) -> dict:
     """Execute the selected notebooks into `out` and write summary.json and summary.md there; return the summary.
 
     Text parameter values are read as the type the notebook's parameters cell gives them. With `solved`,
     solved copies are written to <out>/solved-notebooks and those run. Ctrl-C stops the batch: the
-    summary then says "stopped" and marks notebooks interrupted or skipped.
+    summary then says "stopped" and marks notebooks interrupted or skipped. An `out` that is, holds or
+    lies in the notebooks' folder is refused; one already holding notebooks too, unless `force`.
     """
-    tasks, request = plan(notebooks, out, device, dict(parameters or {}), jobs, notebook_dir, solved)
+    tasks, request = plan(notebooks, out, device, dict(parameters or {}), jobs, notebook_dir, solved, force)
     out_dir = Path(request["output_dir"])
     source = out_dir / SOLVED_DIR if solved else request["notebook_dir"]
     threads = kernel_threads(min(jobs, len(tasks)), available_cores())
