@@ -13,7 +13,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Callable
 
-from course.config import repo_root
+from course.config import is_offline, is_smoke, repo_root
 from course.tools.checks import check_notebook, new_run_dir, prepare_out_dir, resolve_device_name, safe_out_dir
 from course.tools.kernels import RUNNING, client_options
 from course.tools.params import assign, declared
@@ -316,6 +316,14 @@ def _log_to(path: Path):
         handler.close()
 
 
+def switch_env(smoke: bool) -> dict[str, str]:
+    """COURSE_SMOKE (and COURSE_OFFLINE when set) for the kernels, spelled 1 or 0; ValueError for a bad spelling."""
+    env = {"COURSE_SMOKE": "1" if smoke else "0"}
+    if os.environ.get("COURSE_OFFLINE", "").strip():
+        env["COURSE_OFFLINE"] = "1" if is_offline() else "0"
+    return env
+
+
 def _statuses(records: list[dict], status: str) -> list[str]:
     return [r["notebook"] for r in records if r["status"] == status]
 
@@ -364,11 +372,14 @@ def run_course(notebooks: list[str] | None = None, out: str | os.PathLike | None
     summary then says "stopped" and marks notebooks interrupted or skipped. An `out` that is, holds or
     lies in the notebooks' folder is refused; one already holding notebooks too, unless `force`.
     """
+    # the switches are read once, here, with the kernels' reader: a bad spelling stops the batch before it starts,
+    # and the kernels and the summary get the same value
+    smoke = is_smoke() or bool(smoke)
+    env = switch_env(smoke)
     tasks, request = plan(notebooks, out, device, dict(parameters or {}), jobs, notebook_dir, solved, force)
     out_dir = Path(request["output_dir"])
     source = out_dir / SOLVED_DIR if solved else request["notebook_dir"]
     threads = kernel_threads(min(jobs, len(tasks)), available_cores())
-    env = {"COURSE_SMOKE": "1"} if smoke else {}
     if threads is not None:
         env[THREADS_VARIABLE] = str(threads)
     progress(f"running {len(tasks)} notebook(s) from {source} on {request['device']}, {jobs} at a time"
@@ -381,7 +392,7 @@ def run_course(notebooks: list[str] | None = None, out: str | os.PathLike | None
         summary = {
             "started": started,
             **request,
-            "smoke": smoke or os.environ.get("COURSE_SMOKE") == "1",
+            "smoke": smoke,
             "threads_per_kernel": threads,
             "wall_seconds": round(time.perf_counter() - start, 2),
             "stopped": bool(ctrl_c.presses),
