@@ -5,6 +5,7 @@ import contextlib
 import json
 import os
 import queue
+import re
 import signal
 import threading
 import time
@@ -54,9 +55,14 @@ def default_notebook_dir() -> Path:
     return repo_root() / "notebooks"
 
 
+# A course notebook's file name: two digits, an underscore, a lower-case name. Jupyter's copies
+# ("02_standard_autoencoder-Copy1.ipynb") and other files in the folder are never run.
+NOTEBOOK_NAME = re.compile(r"[0-9]{2}_[a-z0-9_]+\.ipynb")
+
+
 def find_notebooks(notebook_dir: Path) -> list[Path]:
-    """The course notebooks (NN_name.ipynb) in `notebook_dir`, in order."""
-    found = sorted(notebook_dir.glob("[0-9]*.ipynb"))
+    """The course notebooks (NN_name.ipynb) in `notebook_dir`, in order; copies such as NN_name-Copy1 are left out."""
+    found = sorted(p for p in notebook_dir.glob("[0-9]*.ipynb") if NOTEBOOK_NAME.fullmatch(p.name))
     if not found:
         raise BatchError(f"--notebook-dir {notebook_dir}: no notebooks named NN_name.ipynb there")
     return found
@@ -105,11 +111,28 @@ def _record(task: Task, status: str, wall: float = 0.0, error: dict | None = Non
             started: str | None = None, note: str | None = None) -> dict:
     """What summary.json says of one notebook: status, times, files written, metrics, memory, error, references."""
     files = _files(task)
-    found = {key: path.name if status != "skipped" and path.exists() else None for key, path in files.items()}
-    metrics = json.loads(files["metrics_file"].read_text()) if found["metrics_file"] else None
+    found = {key: path.name if status != "skipped" and path.is_file() else None for key, path in files.items()}
+    metrics = None
+    if found["metrics_file"]:
+        try:
+            metrics = json.loads(files["metrics_file"].read_text())
+        except (OSError, ValueError) as err:  # an unreadable record fails the notebook, never the batch
+            found["metrics_file"] = None
+            reason = f"its metrics file {files['metrics_file'].name} is unreadable ({type(err).__name__}: {err})"
+            note = f"{note}; {reason}" if note else reason
+            if status == "ok":
+                status, error = "failed", {"cell": None, "cell_index": None, "ename": type(err).__name__,
+                                           "evalue": reason}
     return {"notebook": task.stem, "status": status, "started": started, "wall_seconds": round(wall, 2),
             "device": task.device, "parameters": task.parameters, **found, "metrics": metrics,
             "memory": memory_of(metrics), "error": error, "note": note, "references": references(task.stem)}
+
+
+def _bare_record(task: Task, error: dict) -> dict:
+    """A failed notebook's record that reads no file (when even looking at its files fails)."""
+    return {"notebook": task.stem, "status": "failed", "started": None, "wall_seconds": 0.0, "device": task.device,
+            "parameters": task.parameters, **{key: None for key in _files(task)}, "metrics": None, "memory": None,
+            "error": error, "note": None, "references": references(task.stem)}
 
 
 def execute(task: Task) -> dict:
@@ -119,6 +142,8 @@ def execute(task: Task) -> dict:
 
     files = _files(task)
     for path in files.values():
+        if path.is_dir() and not path.is_symlink():
+            raise BatchError(f"{path} is a folder where this run writes a file; move it away")
         path.unlink(missing_ok=True)  # never report what a previous run left in the same folder
     error = None
     started, start = datetime.now().isoformat(timespec="seconds"), time.perf_counter()
@@ -183,9 +208,12 @@ def _start(task: Task, results: queue.Queue) -> None:
     def run() -> None:
         try:
             record = execute(task)
-        except BaseException as err:  # execute records failures itself; this is a bug, still reported
-            record = _record(task, "failed", error={"cell": None, "cell_index": None, "ename": type(err).__name__,
-                                                    "evalue": str(err)})
+        except BaseException as err:  # whatever goes wrong ends this notebook as failed, with its reason
+            error = {"cell": None, "cell_index": None, "ename": type(err).__name__, "evalue": str(err)}
+            try:
+                record = _record(task, "failed", error=error)
+            except BaseException:  # even the files cannot be looked at: a record without them
+                record = _bare_record(task, error)
         results.put((task.stem, record))
 
     # daemon: a thread stuck after its kernel was killed must not keep the command from exiting
