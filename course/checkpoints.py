@@ -27,10 +27,11 @@ from course.cachekeys import (Keyer, UnkeyableError, _Unkeyable, cache_key, fold
 from course.config import cache_dir, resolve_device, set_seed
 from course.data import DigitData
 from course.models import MODELS, build_model
+from course.store import fetch_published, readable_settings
 from course.training import History, fit, resolve_objective
 
 __all__ = ["Trained", "UnkeyableError", "cache_file_name", "cache_key", "hook_config", "load_checkpoint",
-           "model_code", "run_config", "run_config_tree", "save_checkpoint", "train_or_load"]
+           "model_code", "model_records", "run_config", "run_config_tree", "save_checkpoint", "train_or_load"]
 
 FORMAT_VERSION = 3  # 3: code keyed by its source tokens and what it reads, not by bytecode
 NAME_LENGTH = 60  # the readable part of a cache file's name, before its key
@@ -43,14 +44,36 @@ ARG_NAMES = {"hidden_dim": "h", "hidden_dims": "h", "latent_dim": "z", "decoder_
 _WARNED_FOLDERS: set[str] = set()  # unwritable cache folders already named in a warning, once per process
 
 
+SOURCES = ("trained", "cache", "published")
+
+
 @dataclass
 class Trained:
-    """A trained model, its History, whether it came from the cache, and its cache file (None if unsaved)."""
+    """A trained model, its History, whether it was loaded (not trained), its cache file (None if unsaved)
+    and where it came from: "trained" now, the local "cache", or the "published" store."""
 
     model: nn.Module
     history: History
     from_cache: bool
     path: Path | None
+    source: str = "trained"
+
+
+_RECORDS: dict[str, dict] = {}  # this process' models, by cache file (or model name when uncached)
+
+
+def model_records() -> list[dict]:
+    """What this process' train_or_load calls gave: each model's file, key, source and readable settings."""
+    return [dict(record) for record in _RECORDS.values()]
+
+
+def _record(trained: Trained, config: dict | None, model) -> Trained:
+    name = trained.path.name if trained.path is not None else f"{_name(model)} (not cached)"
+    _RECORDS[name] = {"file": trained.path.name if trained.path is not None else None,
+                      "key": cache_key(config) if config is not None else None, "source": trained.source,
+                      "train_seconds": round(trained.history.total_seconds, 2),
+                      "settings": readable_settings(config) if config is not None else {"model": _name(model)}}
+    return trained
 
 
 # --- keys ------------------------------------------------------------------------------------------
@@ -249,7 +272,8 @@ def train_or_load(model: str | type[nn.Module] | Callable[..., nn.Module], data:
                   model_args: dict | None = None, lr: float = 1e-3, batch_size: int = 64, seed: int = 0,
                   corruption=None, penalty=None, objective=None, device: str | torch.device = "auto",
                   cache: str | os.PathLike | None = None, retrain: bool = False, progress: bool = True) -> Trained:
-    """Load the model trained with these settings from the cache, or train it and cache it.
+    """Load the model trained with these settings from the local cache, else from the published store
+    (course.store: $COURSE_MODELS_URL, else the course's release), else train it and cache it.
 
     `model` is a registry name ("shallow", ...), an nn.Module class or a function returning a model
     (a student's own class from a notebook), built as model(**model_args). The cache key hashes the
@@ -269,13 +293,14 @@ def train_or_load(model: str | type[nn.Module] | Callable[..., nn.Module], data:
                             net)
     except UnkeyableError as err:  # a correct answer over a tensor: the notebook goes on, uncached
         print(f"not cached (trained each run): {err}")
-        return Trained(net, train(net), False, None)
+        return _record(Trained(net, train(net), False, None), None, model)
     folder = cache_dir(cache)
     path = folder / cache_file_name(config, model_args, corruption, effective)
-    if path.is_file() and not retrain:
+    source = "cache" if path.is_file() else "published"
+    if not retrain and (path.is_file() or fetch_published(cache_key(config), path, progress)):
         try:
             _, history = load_checkpoint(path, config, net)
-            return Trained(net.to(target).eval(), history, True, path)
+            return _record(Trained(net.to(target).eval(), history, True, path, source), config, model)
         except Exception as err:  # any unreadable or foreign file is replaced, never fatal
             warnings.warn(f"Cached model {path} could not be used ({err}); retraining it.")
             set_seed(seed)
@@ -285,11 +310,11 @@ def train_or_load(model: str | type[nn.Module] | Callable[..., nn.Module], data:
         _warn_unwritable(folder, problem)
     history = train(net)
     if problem is not None:
-        return Trained(net, history, False, None)
+        return _record(Trained(net, history, False, None), config, model)
     try:
         save_checkpoint(path, net, config, history)
     except OSError as err:
         warnings.warn(f"The trained model could not be saved to {path} ({err}); it is used now but will be "
                       "trained again next time.", UserWarning, stacklevel=2)
-        return Trained(net, history, False, None)
-    return Trained(net, history, False, path)
+        return _record(Trained(net, history, False, None), config, model)
+    return _record(Trained(net, history, False, path), config, model)
