@@ -195,7 +195,7 @@ def _code_key(code: types.CodeType) -> list:
 def class_source(cls: type) -> str | None:
     """The source of a class, found through its methods' code (which knows its file and line, even for a
     notebook cell that IPython keeps in linecache), else by inspect; None when neither can."""
-    node, lines = _class_node(cls)
+    node, lines, _ = _class_node(cls)
     if node is not None:
         start = node.decorator_list[0].lineno if node.decorator_list else node.lineno
         return "".join(lines[start - 1:node.end_lineno])
@@ -205,7 +205,7 @@ def class_source(cls: type) -> str | None:
         return None
 
 
-def _class_node(cls: type) -> tuple[ast.ClassDef | None, list[str]]:
+def _class_node(cls: type) -> tuple[ast.ClassDef | None, list[str], str | None]:
     for code in _method_codes(cls):
         lines = _lines(code)
         if not lines:
@@ -217,8 +217,8 @@ def _class_node(cls: type) -> tuple[ast.ClassDef | None, list[str]]:
         for node in ast.walk(tree):
             if (isinstance(node, ast.ClassDef) and node.name == cls.__name__
                     and node.lineno <= code.co_firstlineno <= node.end_lineno):
-                return node, lines
-    return None, []
+                return node, lines, code.co_filename
+    return None, [], None
 
 
 def _methods(cls: type) -> list[types.FunctionType]:
@@ -373,8 +373,10 @@ class Keyer:
 
     def _class_part(self, klass: type) -> list:
         source = class_source(klass)
-        node, _ = _class_node(klass)
-        written = [fn for fn in _methods(klass) if _lines(fn.__code__)]  # not dataclass-generated ones
+        node, _, filename = _class_node(klass)
+        written = [fn for fn in _methods(klass)  # those in its source, not generated ones (dataclass __init__)
+                   if node is not None and fn.__code__.co_filename == filename
+                   and node.lineno <= fn.__code__.co_firstlineno <= node.end_lineno]
         if source is None:  # exec'd text Python cannot show: the bytecode of every method
             return [klass.__qualname__, {fn.__name__: _code_key(fn.__code__) for fn in _methods(klass)}]
         reads = {}
