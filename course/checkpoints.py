@@ -2,25 +2,16 @@
 
 A cached model is found by a key that hashes everything that decides its weights: the model's
 code and layers, its arguments, the training settings, the code and values of every hook
-(corruption, penalty, objective) and the content of the data. Never a memory address: the same
-code gives the same key in every process, and other code or other data gives another key.
+(corruption, penalty, objective) and the content of the data (course.cachekeys). Never a memory
+address or a Python version: the same code gives the same key in every process, and other code or
+other data gives another key.
 """
 from __future__ import annotations
 
-import ast
-import builtins
-import dis
 import functools
-import hashlib
-import inspect
 import json
-import linecache
-import math
 import os
 import re
-import site
-import sys
-import sysconfig
 import tempfile
 import types
 import warnings
@@ -31,273 +22,112 @@ from typing import Callable
 import torch
 from torch import nn
 
+from course.cachekeys import (Keyer, UnkeyableError, _Unkeyable, cache_key, fold, hook_config,
+                              hook_tree, unkeyable_error)
 from course.config import cache_dir, resolve_device, set_seed
 from course.data import DigitData
 from course.models import MODELS, build_model
-from course.training import History, Reconstruction, fit
+from course.store import fetch_published, readable_settings
+from course.training import History, fit, resolve_objective
 
-FORMAT_VERSION = 2
-KEY_LENGTH = 20
+__all__ = ["Trained", "UnkeyableError", "cache_file_name", "cache_key", "hook_config", "load_checkpoint",
+           "model_code", "model_records", "run_config", "run_config_tree", "save_checkpoint", "train_or_load"]
+
+FORMAT_VERSION = 3  # 3: code keyed by its source tokens and what it reads, not by bytecode
 NAME_LENGTH = 60  # the readable part of a cache file's name, before its key
-PLAIN = (bool, int, float, str, type(None))
-# Packages whose code is keyed by name only: their version is the user's environment, not the course.
-LIBRARY_PACKAGES = {"torch", "torchvision", "numpy"}
 # Short names of the course's hooks in cache file names: shallow-h1024-l1-0.001-<key>.pt
 HOOK_NAMES = {"GaussianNoise": "noise", "MaskingNoise": "mask", "SaltAndPepper": "saltpepper",
               "L1Penalty": "l1", "KLSparsity": "kl", "NegativeELBO": "elbo", "Reconstruction": ""}
 ARG_NAMES = {"hidden_dim": "h", "hidden_dims": "h", "latent_dim": "z", "decoder_dims": "d", "channels": "c",
              "input_dim": "in"}
-# What to pass instead of a hook whose values cannot be keyed.
-HOOK_ADVICE = {
-    "corruption": "a dataclass hook such as GaussianNoise(noise_std) (or MaskingNoise, SaltAndPepper) "
-                  "from course.training",
-    "penalty": "a dataclass hook such as L1Penalty(weight) (or KLSparsity(weight, target)) from course.training",
-    "objective": "a dataclass hook such as Reconstruction(penalty=L1Penalty(weight)) or NegativeELBO(beta) "
-                 "from course.training",
-    "model": "the model's class itself, with its arguments in model_args",
-}
 
 _WARNED_FOLDERS: set[str] = set()  # unwritable cache folders already named in a warning, once per process
 
 
+SOURCES = ("trained", "cache", "published")
+
+
 @dataclass
 class Trained:
-    """A trained model, its History, whether it came from the cache, and its cache file (None if unsaved)."""
+    """A trained model, its History, whether it was loaded (not trained), its cache file (None if unsaved)
+    and where it came from: "trained" now, the local "cache", or the "published" store."""
 
     model: nn.Module
     history: History
     from_cache: bool
     path: Path | None
+    source: str = "trained"
 
 
-# --- keys: code and values, never addresses --------------------------------------------------------
-
-class _Unkeyable(Exception):
-    """A value that cannot be part of a key; `name` is the variable or field that holds it."""
-
-    def __init__(self, name: str, value):
-        super().__init__(name)
-        self.name, self.value = name, value
+_RECORDS: dict[str, dict] = {}  # this process' models, by cache file (or model name when uncached)
 
 
-def _digest(obj) -> str:
-    return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()[:KEY_LENGTH]
+def model_records() -> list[dict]:
+    """What this process' train_or_load calls gave: each model's file, key, source and readable settings."""
+    return [dict(record) for record in _RECORDS.values()]
 
 
-def _is_library(obj) -> bool:
-    """Whether `obj` (a function or class) comes from torch, an installed package or the standard library."""
-    top = (getattr(obj, "__module__", None) or "").split(".")[0]
-    if top == "course":  # the course's own code is keyed by its code, even when installed as a package
-        return False
-    if top in LIBRARY_PACKAGES:
-        return True
-    code = getattr(obj, "__code__", None)
-    if isinstance(code, types.CodeType):
-        return _in_library_folder(code.co_filename)
-    if not isinstance(obj, type):
-        return True  # a function written in C
-    name = obj.__module__
-    if name == "builtins":  # exec'd code without __name__ claims builtins too
-        return getattr(builtins, obj.__qualname__, None) is obj
-    module = sys.modules.get(name)
-    if module is None or name == "__main__":
-        return False
-    file = getattr(module, "__file__", None)
-    return name in sys.builtin_module_names if file is None else _in_library_folder(file)
+def _record(trained: Trained, config: dict | None, model) -> Trained:
+    name = trained.path.name if trained.path is not None else f"{_name(model)} (not cached)"
+    _RECORDS[name] = {"file": trained.path.name if trained.path is not None else None,
+                      "key": cache_key(config) if config is not None else None, "source": trained.source,
+                      "train_seconds": round(trained.history.total_seconds, 2),
+                      "settings": readable_settings(config) if config is not None else {"model": _name(model)}}
+    return trained
 
 
-def _in_library_folder(filename: str) -> bool:
-    path = Path(filename).resolve()
-    return any(path.is_relative_to(folder) for folder in _library_folders())
+# --- keys ------------------------------------------------------------------------------------------
 
-
-@functools.lru_cache(maxsize=1)
-def _library_folders() -> tuple[Path, ...]:
-    paths = sysconfig.get_paths()
-    folders = {paths[key] for key in ("stdlib", "platstdlib", "purelib", "platlib") if key in paths}
-    folders.update(site.getsitepackages() if hasattr(site, "getsitepackages") else [])
-    folders.add(site.getusersitepackages())
-    return tuple(Path(folder).resolve() for folder in folders)
-
-
-def _code_key(code: types.CodeType) -> list:
-    """The bytecode of `code`, its constants (nested functions' code included) and the names it uses."""
-    def const(value):
-        if isinstance(value, types.CodeType):
-            return _code_key(value)
-        if isinstance(value, frozenset):  # `x in {"a", "b"}`: its order changes with the hash seed
-            return sorted(repr(v) for v in value)
-        if isinstance(value, tuple):
-            return [const(v) for v in value]
-        return repr(value)
-
-    return [code.co_code.hex(), [const(c) for c in code.co_consts], list(code.co_names), code.co_argcount,
-            code.co_kwonlyargcount]
-
-
-def _global_names(code: types.CodeType) -> set[str]:
-    """The global names `code` (and the functions nested in it) reads."""
-    names = {ins.argval for ins in dis.get_instructions(code) if ins.opname in ("LOAD_GLOBAL", "LOAD_NAME")}
-    for const in code.co_consts:
-        if isinstance(const, types.CodeType):
-            names |= _global_names(const)
-    return names
-
-
-def _class_key(cls: type) -> str:
-    """A hash of a class's code: the source (where Python can find it) and the methods' bytecode of each
-    class in its MRO outside torch and the standard library."""
-    parts = []
-    for klass in cls.__mro__:
-        if _is_library(klass):
-            continue
-        source = _class_source(klass)
-        methods = {}
-        for name, attr in sorted(vars(klass).items()):
-            if isinstance(attr, (staticmethod, classmethod)):
-                attr = attr.__func__
-            if isinstance(attr, property):
-                attr = attr.fget
-            if isinstance(attr, types.FunctionType):
-                methods[name] = _code_key(attr.__code__)
-            elif isinstance(attr, PLAIN) and not name.startswith("__"):
-                methods[name] = repr(attr)
-        parts.append([klass.__qualname__, source, methods])
-    return _digest(parts)
-
-
-def _class_source(cls: type) -> str | None:
-    """The source of a class, found through its methods' code (which knows its file and line, even for a
-    notebook cell that IPython keeps in linecache), else by inspect; None when neither can."""
-    for attr in vars(cls).values():
-        code = getattr(getattr(attr, "__func__", attr), "__code__", None)
-        lines = linecache.getlines(code.co_filename) if isinstance(code, types.CodeType) else []
-        if not lines:
-            continue
-        try:
-            tree = ast.parse("".join(lines))
-        except SyntaxError:
-            continue
-        for node in ast.walk(tree):
-            if (isinstance(node, ast.ClassDef) and node.name == cls.__name__
-                    and node.lineno <= code.co_firstlineno <= node.end_lineno):
-                start = node.decorator_list[0].lineno if node.decorator_list else node.lineno
-                return "".join(lines[start - 1:node.end_lineno])
+def _model_tree(model, net: nn.Module, keyer: Keyer):
+    """The raw key of the code that builds `net`: its class (and bases outside torch) and the factory, if any."""
+    factory = MODELS.get(model) if isinstance(model, str) else model
     try:
-        return inspect.getsource(cls)
-    except (OSError, TypeError):  # no method with a file, and a class from a notebook cell or exec'd text
-        return None
-
-
-class _Keyer:
-    """Turns hooks, functions, classes and their values into plain data that is the same in every process."""
-
-    def __init__(self):
-        self.seen: set[int] = set()  # functions being keyed: a recursive function is keyed once
-
-    def value(self, value, name: str):
-        if isinstance(value, float) and not math.isfinite(value):
-            return repr(value)
-        if isinstance(value, PLAIN):
-            return value
-        if isinstance(value, (list, tuple)):
-            return [self.value(v, name) for v in value]
-        if isinstance(value, (set, frozenset)):
-            return sorted((self.value(v, name) for v in value), key=repr)
-        if isinstance(value, dict) and all(isinstance(k, PLAIN) for k in value):
-            return {str(k): self.value(v, name) for k, v in value.items()}
-        if isinstance(value, (torch.dtype, torch.device)):
-            return {"torch": str(value)}
-        if inspect.ismodule(value):
-            return {"module": value.__name__}
-        if isinstance(value, type):
-            qualname = f"{value.__module__}.{value.__qualname__}"
-            return {"class": qualname} if _is_library(value) else {"class": qualname, "code": _class_key(value)}
-        if is_dataclass(value):
-            return self.hook(value)
-        if isinstance(value, functools.partial):
-            return {"partial": self.value(value.func, name), "args": self.value(value.args, name),
-                    "keywords": self.value(value.keywords, name)}
-        if inspect.ismethod(value):
-            return {"method": self.value(value.__func__, name), "self": self.value(value.__self__, name)}
-        if isinstance(value, types.FunctionType):
-            return self.function(value)
-        if isinstance(value, types.BuiltinFunctionType) or (callable(value) and _is_library(value)
-                                                            and hasattr(value, "__qualname__")):
-            return {"function": f"{getattr(value, '__module__', None)}.{value.__qualname__}"}
-        raise _Unkeyable(name, value)
-
-    def hook(self, hook) -> dict:
-        """A dataclass hook: its class's name and code, and its fields (which may be hooks themselves)."""
-        cls = type(hook)
-        return {"kind": cls.__qualname__, "code": _class_key(cls),
-                "fields": {f.name: self.value(getattr(hook, f.name), f.name) for f in fields(hook)}}
-
-    def function(self, fn: types.FunctionType) -> dict:
-        """A function or lambda: its bytecode, defaults, closed-over values and the globals it reads."""
-        label = {"function": fn.__qualname__}
-        if _is_library(fn):
-            return {"function": f"{fn.__module__}.{fn.__qualname__}"}
-        if id(fn) in self.seen:
-            return label
-        self.seen.add(id(fn))
-        code = fn.__code__
-        closure = {}
-        for name, cell in zip(code.co_freevars, fn.__closure__ or ()):
-            try:
-                contents = cell.cell_contents
-            except ValueError:  # an empty cell: a variable not yet assigned
-                closure[name] = "<empty>"
-                continue
-            closure[name] = self.value(contents, name)
-        reads = {name: self.value(fn.__globals__[name], name)
-                 for name in sorted(_global_names(code)) if name in fn.__globals__}
-        whole = [_code_key(code), self.value(fn.__defaults__ or (), "its defaults"),
-                 self.value(fn.__kwdefaults__ or {}, "its defaults"), closure, reads]
-        return {**label, "code": _digest(whole)}
-
-
-def hook_config(hook, role: str = "hook") -> dict | None:
-    """The plain-data key of a hook (a dataclass hook, a function or a lambda); None for None.
-
-    Raises ValueError, saying what to pass instead, when the hook holds or reads a value that
-    cannot be keyed (a tensor, a module, an arbitrary object).
-    """
-    if hook is None:
-        return None
-    try:
-        if is_dataclass(hook) and not isinstance(hook, type):
-            return _Keyer().hook(hook)
-        if isinstance(hook, (types.FunctionType, types.BuiltinFunctionType, functools.partial, types.MethodType)):
-            return _Keyer().value(hook, role)
+        parts = [keyer.cls(type(net))]
+        if isinstance(factory, types.FunctionType):  # a registry factory (deep_autoencoder) or a student's own
+            parts.append(keyer.function(factory))
+        elif isinstance(factory, type) and factory is not type(net):
+            parts.append(keyer.cls(factory))
     except _Unkeyable as err:
-        raise ValueError(
-            f"{role}={_label(hook)} uses `{err.name}`, a "
-            f"{type(err.value).__module__}.{type(err.value).__qualname__} object, which cannot be part of the "
-            "model cache key (numbers, strings, bools, None, and lists, tuples and dicts of these can; so can "
-            f"dataclass hooks and functions over such values). Pass {HOOK_ADVICE.get(role, 'a dataclass hook')} "
-            f"instead, or make `{err.name}` a plain number.") from None
-    raise ValueError(
-        f"{role}={_label(hook)} is a {type(hook).__qualname__} object, which cannot be part of the model cache "
-        f"key. Pass {HOOK_ADVICE.get(role, 'a dataclass hook')}, or a plain function.")
-
-
-def _label(hook) -> str:
-    if isinstance(hook, (types.FunctionType, functools.partial, types.MethodType)):
-        return _name(hook)
-    text = repr(hook)
-    return text if len(text) <= 60 and " at 0x" not in text else type(hook).__qualname__
+        raise unkeyable_error("model", model, err) from None
+    return {"$digest": parts}
 
 
 def model_code(model, net: nn.Module) -> str:
-    """A hash of the code that builds `net`: its class (and bases outside torch) and the factory, if any."""
-    factory = MODELS.get(model) if isinstance(model, str) else model
-    parts = [_class_key(type(net))]
-    if isinstance(factory, types.FunctionType):  # a registry factory (deep_autoencoder) or a student's own
-        parts.append(hook_config(factory, "model")["code"])
-    elif isinstance(factory, type) and factory is not type(net):
-        parts.append(_class_key(factory))
-    return _digest(parts)
+    """A hash of the code that builds `net`: its class, what its code reads, and the factory, if any."""
+    return fold(_model_tree(model, net, Keyer()))
+
+
+def run_config_tree(model, model_args: dict, data: DigitData, epochs: int, lr: float, batch_size: int, seed: int,
+                    corruption=None, penalty=None, objective=None, net: nn.Module | None = None) -> dict:
+    """run_config before its code parts are hashed: source texts in place of their hashes (see cachekeys.fold).
+
+    Any Python, torch or not, folds it into the same run_config, which is how the keys are shown to travel.
+    """
+    effective = resolve_objective(penalty, objective)  # what fit will minimise
+    if net is None:
+        with torch.random.fork_rng(devices=[]):
+            net = _build(model, model_args)
+    keyer = Keyer()
+    if objective is None:
+        hook_tree(penalty, "penalty", keyer)  # refuses an unkeyable penalty under its own name
+    try:
+        args = {str(name): keyer.value(value, name) for name, value in model_args.items()}
+    except _Unkeyable as err:
+        raise UnkeyableError(f"model_args[{err.name!r}] is a {type(err.value).__qualname__}, which cannot be "
+                             "part of the model cache key: pass numbers, strings, bools or lists of these") from None
+    return {
+        "format": FORMAT_VERSION,
+        "model": _name(model),
+        "registry": isinstance(model, str),
+        "model_args": args,
+        "model_code": _model_tree(model, net, keyer),
+        "layers": repr(net),
+        "training": {"epochs": epochs, "lr": lr, "batch_size": batch_size, "seed": seed,
+                     "corruption": hook_tree(corruption, "corruption", keyer),
+                     "objective": hook_tree(effective, "objective", keyer)},
+        "data": {"dataset": data.dataset, "fingerprint": data.fingerprint, "train_size": len(data.train),
+                 "val_size": len(data.val), "test_size": len(data.test)},
+    }
 
 
 def run_config(model, model_args: dict, data: DigitData, epochs: int, lr: float, batch_size: int, seed: int,
@@ -307,43 +137,14 @@ def run_config(model, model_args: dict, data: DigitData, epochs: int, lr: float,
     `model` is a registry name, an nn.Module class or a function returning a model; `net` the model
     built from it with `model_args` (built here, without touching the random state, when None).
     Normalised through JSON (tuples become lists), so settings that hash alike also compare equal.
+    Raises UnkeyableError when a hook, the model's code or an argument uses a value no key can describe.
     """
-    if objective is not None and penalty is not None:
-        raise ValueError("give penalty inside the objective (Reconstruction(penalty)), not both")
-    if net is None:
-        with torch.random.fork_rng(devices=[]):
-            net = _build(model, model_args)
-    if objective is None:
-        hook_config(penalty, "penalty")  # refuses an unkeyable penalty under its own name
-    effective = objective if objective is not None else Reconstruction(penalty)  # what fit will minimise
-    try:
-        keyer = _Keyer()
-        args = {str(name): keyer.value(value, name) for name, value in model_args.items()}
-    except _Unkeyable as err:
-        raise ValueError(f"model_args[{err.name!r}] is a {type(err.value).__qualname__}, which cannot be part "
-                         "of the model cache key: pass numbers, strings, bools or lists of these") from None
-    return _plain({
-        "format": FORMAT_VERSION,
-        "model": _name(model),
-        "registry": isinstance(model, str),
-        "model_args": args,
-        "model_code": model_code(model, net),
-        "layers": repr(net),
-        "training": {"epochs": epochs, "lr": lr, "batch_size": batch_size, "seed": seed,
-                     "corruption": hook_config(corruption, "corruption"),
-                     "objective": hook_config(effective, "objective")},
-        "data": {"dataset": data.dataset, "fingerprint": data.fingerprint, "train_size": len(data.train),
-                 "val_size": len(data.val), "test_size": len(data.test)},
-    })
+    return _plain(fold(run_config_tree(model, model_args, data, epochs, lr, batch_size, seed, corruption, penalty,
+                                       objective, net)))
 
 
 def _plain(config: dict) -> dict:
     return json.loads(json.dumps(config, sort_keys=True))
-
-
-def cache_key(config: dict) -> str:
-    """The hash of a run_config: the same settings, the same key, in every process."""
-    return _digest(config)
 
 
 # --- readable file names ---------------------------------------------------------------------------
@@ -471,7 +272,8 @@ def train_or_load(model: str | type[nn.Module] | Callable[..., nn.Module], data:
                   model_args: dict | None = None, lr: float = 1e-3, batch_size: int = 64, seed: int = 0,
                   corruption=None, penalty=None, objective=None, device: str | torch.device = "auto",
                   cache: str | os.PathLike | None = None, retrain: bool = False, progress: bool = True) -> Trained:
-    """Load the model trained with these settings from the cache, or train it and cache it.
+    """Load the model trained with these settings from the local cache, else from the published store
+    (course.store: $COURSE_MODELS_URL, else the course's release), else train it and cache it.
 
     `model` is a registry name ("shallow", ...), an nn.Module class or a function returning a model
     (a student's own class from a notebook), built as model(**model_args). The cache key hashes the
@@ -481,16 +283,24 @@ def train_or_load(model: str | type[nn.Module] | Callable[..., nn.Module], data:
     """
     model_args = dict(model_args or {})
     target = resolve_device(device)  # a bad device fails before any work
+    effective = resolve_objective(penalty, objective)
     set_seed(seed)
     net = _build(model, model_args)
-    config = run_config(model, model_args, data, epochs, lr, batch_size, seed, corruption, penalty, objective, net)
+    train = functools.partial(fit, data=data, epochs=epochs, lr=lr, batch_size=batch_size, device=target, seed=seed,
+                              corruption=corruption, objective=effective, progress=progress)
+    try:
+        config = run_config(model, model_args, data, epochs, lr, batch_size, seed, corruption, penalty, objective,
+                            net)
+    except UnkeyableError as err:  # a correct answer over a tensor: the notebook goes on, uncached
+        print(f"not cached (trained each run): {err}")
+        return _record(Trained(net, train(net), False, None), None, model)
     folder = cache_dir(cache)
-    effective = objective if objective is not None else Reconstruction(penalty)
     path = folder / cache_file_name(config, model_args, corruption, effective)
-    if path.is_file() and not retrain:
+    source = "cache" if path.is_file() else "published"
+    if not retrain and (path.is_file() or fetch_published(cache_key(config), path, progress)):
         try:
             _, history = load_checkpoint(path, config, net)
-            return Trained(net.to(target).eval(), history, True, path)
+            return _record(Trained(net.to(target).eval(), history, True, path, source), config, model)
         except Exception as err:  # any unreadable or foreign file is replaced, never fatal
             warnings.warn(f"Cached model {path} could not be used ({err}); retraining it.")
             set_seed(seed)
@@ -498,14 +308,13 @@ def train_or_load(model: str | type[nn.Module] | Callable[..., nn.Module], data:
     problem = _unwritable(folder)
     if problem is not None:
         _warn_unwritable(folder, problem)
-    history = fit(net, data, epochs=epochs, lr=lr, batch_size=batch_size, device=target, seed=seed,
-                  corruption=corruption, penalty=penalty, objective=objective, progress=progress)
+    history = train(net)
     if problem is not None:
-        return Trained(net, history, False, None)
+        return _record(Trained(net, history, False, None), config, model)
     try:
         save_checkpoint(path, net, config, history)
     except OSError as err:
         warnings.warn(f"The trained model could not be saved to {path} ({err}); it is used now but will be "
                       "trained again next time.", UserWarning, stacklevel=2)
-        return Trained(net, history, False, None)
-    return Trained(net, history, False, path)
+        return _record(Trained(net, history, False, None), config, model)
+    return _record(Trained(net, history, False, path), config, model)

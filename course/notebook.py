@@ -143,6 +143,8 @@ def write_metrics(output_dir: str | os.PathLike | None, notebook: str, run: Setu
 
     output_dir None (or "") means <repo>/runs/latest.
     """
+    from course.checkpoints import model_records
+
     record = {
         "notebook": notebook,
         **run.data.info(),
@@ -151,6 +153,7 @@ def write_metrics(output_dir: str | os.PathLike | None, notebook: str, run: Setu
         "wall_seconds": round(run.wall_seconds, 2),
         "memory": {"rss_after_imports_mb": round(run.rss_after_imports_mb, 1),
                    "rss_peak_mb": round(peak_rss_mb(), 1)},
+        "models": model_records(),  # each model's file, key and source: trained, cache or published
         **results,
     }
     out = Path(output_dir) if output_dir else repo_root() / "runs" / "latest"

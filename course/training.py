@@ -183,10 +183,22 @@ class Reconstruction:
 
     def __call__(self, model: nn.Module, x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         z, x_hat = model(x)  # forward: the code and the reconstruction
-        loss = mse_loss(x_hat, target)  # how far the reconstruction is from the clean image
+        return self.from_forward(z, x_hat, target)
+
+    def from_forward(self, z: torch.Tensor, x_hat: torch.Tensor, target: torch.Tensor,
+                     mse: torch.Tensor | None = None) -> torch.Tensor:
+        """The loss from a forward pass already made (its MSE too, when known): no second pass to score it."""
+        loss = mse_loss(x_hat, target) if mse is None else mse  # how far the reconstruction is from the clean image
         if self.penalty is not None:
             loss = loss + self.penalty(z)  # e.g. an L1 penalty that keeps the code sparse
         return loss
+
+
+def resolve_objective(penalty: Callable | None = None, objective: Callable | None = None) -> Callable:
+    """What training minimises: `objective`, else Reconstruction(penalty); both at once is an error."""
+    if objective is not None and penalty is not None:
+        raise ValueError("give penalty inside the objective (Reconstruction(penalty)), not both")
+    return objective if objective is not None else Reconstruction(penalty)
 
 
 def denoising_loss(model: nn.Module, x: torch.Tensor, corrupt: Callable) -> torch.Tensor:
@@ -268,8 +280,8 @@ def _evaluate(model: nn.Module, x_in: torch.Tensor, target: torch.Tensor, object
         batch_in = batch_in.reshape(-1, *x_in.shape[1:])
         z, x_hat = m(batch_in)
         mse = mse_loss(x_hat, batch_target)
-        if isinstance(objective, Reconstruction):  # its loss comes from the same forward pass
-            loss = mse if objective.penalty is None else mse + objective.penalty(z)
+        if hasattr(objective, "from_forward"):  # its loss comes from the same forward pass
+            loss = objective.from_forward(z, x_hat, batch_target, mse)
         else:  # e.g. a VAE's -ELBO, which samples codes in a forward pass of its own
             loss = objective(m, batch_in, batch_target)
         n = batch_in.shape[0]
@@ -311,9 +323,7 @@ def fit(model: nn.Module, data: DigitData, epochs: int, lr: float = 1e-3, batch_
             raise ValueError(f"{name} must be an int >= {0 if name == 'epochs' else 1}, got {value!r}")
     if not isinstance(lr, (int, float)) or not lr > 0:
         raise ValueError(f"lr must be a number > 0, got {lr!r}")
-    if objective is not None and penalty is not None:
-        raise ValueError("give penalty inside the objective (Reconstruction(penalty)), not both")
-    objective = objective if objective is not None else Reconstruction(penalty)
+    objective = resolve_objective(penalty, objective)
     device = resolve_device(device)
     model.to(device)
     pixels = data.train.pixels.to(device)

@@ -107,11 +107,26 @@ def test_function_key_follows_code_defaults_and_globals(small):
     assert key(small, penalty=abs_penalty) == key(small, penalty=abs_penalty)
 
 
-def test_lambda_over_a_tensor_is_refused_with_a_way_out(small):
+def test_lambda_over_a_tensor_cannot_be_keyed_and_says_the_way_out(small):
     weight = torch.tensor(0.1)
     with pytest.raises(ValueError, match="L1Penalty") as info:
-        train(small, penalty=lambda z: weight * z.abs().mean())
+        key(small, penalty=lambda z: weight * z.abs().mean())
     assert "weight" in str(info.value) and "Tensor" in str(info.value)
+
+
+def test_a_correct_penalty_over_a_global_tensor_trains_uncached_with_one_line(small, capsys, tmp_path):
+    """Issue 17: training stopped with "cannot be part of the model cache key"; the notebook must go on."""
+    weight = torch.tensor(1e-3)
+
+    def l1_penalty(z):
+        return weight * z.abs().mean()
+
+    trained = train(small, penalty=l1_penalty)
+    assert not trained.from_cache and trained.path is None and trained.history.epochs == 1
+    lines = [line for line in capsys.readouterr().out.splitlines() if "cache" in line]
+    assert len(lines) == 1 and lines[0].startswith("not cached") and "L1Penalty" in lines[0], lines
+    assert not (tmp_path / "cache").exists() or not list((tmp_path / "cache").iterdir())
+    assert not train(small, penalty=l1_penalty).from_cache  # trained again, never a stale file
 
 
 def test_lambda_over_a_module_is_refused(small):
@@ -334,7 +349,7 @@ def test_stored_config_is_plain_json_data(small):
 
 def test_a_notebook_cells_class_is_keyed_by_its_source(small):
     """Python finds no source for a class of a notebook cell; its methods' code points to the cell's text."""
-    from course.checkpoints import _class_source
+    from course.cachekeys import class_source as _class_source
 
     source = """
 import torch
@@ -369,9 +384,11 @@ def test_a_factory_over_a_tensor_is_refused_naming_model_args(small):
         return model
 
     with pytest.raises(ValueError, match="model=factory uses `weights`.*model_args"):
-        train(small, model=factory, model_args={})
+        run_config(factory, {}, small, 1, 1e-3, 64, 0)
+    assert train(small, model=factory, model_args={}).path is None  # trained, not cached
+
     def sized(width):
         return ShallowAutoencoder(hidden_dim=int(width))
 
     with pytest.raises(ValueError, match=r"model_args\['width'\] is a Tensor"):
-        train(small, model=sized, model_args={"width": torch.tensor(8)})
+        run_config(sized, {"width": torch.tensor(8)}, small, 1, 1e-3, 64, 0)

@@ -177,3 +177,15 @@ def test_bad_device_fails_before_training(small, monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     with pytest.raises(RuntimeError, match="CUDA"):
         train(small, device="cuda")
+
+
+def test_the_objective_is_resolved_in_one_place(small):
+    from course.training import Reconstruction, resolve_objective
+
+    assert resolve_objective() == Reconstruction()
+    assert resolve_objective(L1Penalty(1e-3)) == Reconstruction(L1Penalty(1e-3))
+    assert resolve_objective(objective=Reconstruction()) == Reconstruction()
+    with pytest.raises(ValueError, match="not both"):
+        resolve_objective(L1Penalty(1e-3), Reconstruction())
+    with pytest.raises(ValueError, match="not both"):  # train_or_load refuses before building or training
+        train(small, penalty=L1Penalty(1e-3), objective=Reconstruction())

@@ -1,5 +1,5 @@
 """Command line: `python -m course run` executes the course notebooks, `report` merges run folders,
-`solutions` writes solved notebooks, `bench` times the trainer."""
+`solutions` writes solved notebooks, `bench` times the trainer, `models export` publishes trained models."""
 from __future__ import annotations
 
 import argparse
@@ -90,7 +90,25 @@ def build_parser() -> argparse.ArgumentParser:
                        help="default: mnist if its full files are present, else fashion-mnist")
     bench.add_argument("--device", default="auto", choices=DEVICES)
     bench.add_argument("--epochs", type=int, default=1)
+    models = commands.add_parser("models", help="publish trained models: export the cache as a store")
+    models_commands = models.add_subparsers(dest="models_command", required=True)
+    export = models_commands.add_parser("export", help="write the cached models and a manifest into DIR",
+                                        description="Copy the model cache's current models into DIR with "
+                                                    "manifest.json (key, file, sha256, size, settings, course "
+                                                    "version): a store to attach to a release (COURSE_MODELS_URL).")
+    export.add_argument("--out", metavar="DIR", required=True, help="an empty folder for the store")
+    export.add_argument("--cache", metavar="DIR", help="the model cache to export (default $COURSE_CACHE or "
+                                                       "<repo>/.cache/models)")
+    export.add_argument("--force", action="store_true", help="write into a folder that is not empty")
     return parser
+
+
+def models_command(args: argparse.Namespace) -> int:
+    """`models export`: exit 0 when the store is written."""
+    from course.tools.models import export_store
+
+    export_store(args.out, cache=args.cache, force=args.force)
+    return 0
 
 
 def run_command(args: argparse.Namespace) -> int:
@@ -151,7 +169,8 @@ def bench_command(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"run": run_command, "report": report_command, "solutions": solutions_command, "bench": bench_command}
+COMMANDS = {"run": run_command, "report": report_command, "solutions": solutions_command, "bench": bench_command,
+            "models": models_command}
 
 
 def main(argv: list[str] | None = None) -> int:
