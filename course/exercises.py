@@ -33,6 +33,7 @@ from torch import nn
 from course import metrics, models, training
 
 PASSED, FAILED, NOT_ATTEMPTED = "✓", "✗", "○"
+REFERENCE = "reference"  # the status of the course's own reference: never credited as the student's answer
 
 
 @dataclass(frozen=True)
@@ -69,9 +70,17 @@ class _Wrong(Exception):
 # Public API
 
 
-def check(name: str, answer, verbose: bool = True) -> bool:
-    """Check a student's answer against the reference; print one line (pass, hint, or not attempted)."""
-    status, line = _verdict(_exercise(name), answer)
+def check(name: str, answer, verbose: bool = True, strict: bool = False) -> bool:
+    """Check a student's answer against the reference; print one line (pass, hint, or not attempted).
+
+    strict=True (for graders): a wrong or unattempted answer raises AssertionError whose message is that line.
+    The course's own reference (put in place by use()) is never credited: check says so and returns False,
+    and strict mode does not raise for it.
+    """
+    exercise = _exercise(name)
+    status, line = _verdict(exercise, answer)
+    if strict and status in (FAILED, NOT_ATTEMPTED):
+        raise AssertionError(line)
     if verbose:
         print(line)
     return status == PASSED
@@ -84,7 +93,7 @@ def use(name: str, answer):
     if status == PASSED:
         print(f"using your {name} (it passed its check)")
         return answer
-    why = "not attempted yet" if status == NOT_ATTEMPTED else "your version did not pass its check"
+    why = "not attempted yet" if status in (NOT_ATTEMPTED, REFERENCE) else "your version did not pass its check"
     print(f"using the course's reference {name} ({why})")
     return exercise.reference
 
@@ -136,10 +145,20 @@ def _verdict(exercise: Exercise, answer) -> tuple[str, str]:
     return result
 
 
-def _run_checker(exercise: Exercise, answer) -> tuple[str, str]:
+def _is_reference(answer) -> bool:
+    """Whether answer is one of the course's own reference objects (what use() and solution() hand out)."""
+    return any(answer is e.reference for e in EXERCISES.values())
+
+
+def _run_checker(exercise: Exercise, answer, credit_reference: bool = False) -> tuple[str, str]:
+    """(status, line); credit_reference=True checks the course's reference like any answer (for the tests)."""
     todo = (NOT_ATTEMPTED, f"{NOT_ATTEMPTED} {exercise.name}: not attempted yet. Task: {exercise.task}")
     if answer is None:
         return todo
+    if not credit_reference and _is_reference(answer):
+        return REFERENCE, (f"{NOT_ATTEMPTED} {exercise.name}: not attempted yet: this is the course's reference "
+                           f"(use() put it in place of yours), not your answer; write your own in the exercise "
+                           f"cell and run it again. Task: {exercise.task}")
     try:
         with _quiet_torch():
             detail = exercise.checker(answer)

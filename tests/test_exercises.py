@@ -987,10 +987,52 @@ def test_a_correct_answer_written_differently_passes(capsys, name, answer):
 
 
 @pytest.mark.parametrize("name", list(EXERCISES))
-def test_the_reference_passes_its_own_check(capsys, name):
-    passed, line = verdict(capsys, name, solution(name))
-    assert passed, line
+def test_the_reference_passes_its_own_check(name):
+    status, line = exercises._run_checker(EXERCISES[name], solution(name), credit_reference=True)
+    assert status == exercises.PASSED, line
     assert line.startswith(f"✓ {name}: correct")
+
+
+@pytest.mark.parametrize("name", list(EXERCISES))
+def test_the_reference_is_never_credited_as_the_students_answer(capsys, name):
+    # issue 17 item 8: after a Run All, use() has rebound the name to the reference; checking it again said
+    # "✓ correct", and use() "using your ...", for an exercise never attempted.
+    stub = stub_for(name)
+    assert use(name, stub) is solution(name)
+    capsys.readouterr()
+    passed, line = verdict(capsys, name, solution(name))
+    assert not passed
+    assert line.startswith(f"○ {name}: not attempted yet: this is the course's reference")
+    assert "✓" not in line and "correct" not in line
+    assert use(name, solution(name)) is solution(name)
+    assert capsys.readouterr().out == f"using the course's reference {name} (not attempted yet)\n"
+    assert check(name, solution(name), strict=True) is False  # strict mode never raises for the reference
+    assert "this is the course's reference" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("name", list(EXERCISES))
+def test_strict_mode_raises_the_same_hint_for_a_stub(capsys, name):
+    line = verdict(capsys, name, stub_for(name))[1]
+    with pytest.raises(AssertionError) as raised:
+        check(name, stub_for(name), strict=True)
+    assert str(raised.value) == line
+    assert capsys.readouterr().out == ""  # the message is the line; nothing printed twice
+
+
+@pytest.mark.parametrize("name, answer, phrase", WRONG[::7], ids=[answer_id(n, a) for n, a, _ in WRONG[::7]])
+def test_strict_mode_raises_the_same_hint_for_a_wrong_answer(capsys, name, answer, phrase):
+    line = verdict(capsys, name, answer)[1]
+    with pytest.raises(AssertionError) as raised:
+        check(name, answer, strict=True)
+    assert str(raised.value) == line and phrase in line
+
+
+def test_strict_mode_returns_true_for_a_correct_answer(capsys):
+    def l1_penalty(z, weight):
+        return weight * z.abs().mean()
+
+    assert check("03.l1_penalty", l1_penalty, strict=True) is True
+    assert capsys.readouterr().out.startswith("✓ 03.l1_penalty: correct")
 
 
 def stub_for(name: str):
