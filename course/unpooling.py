@@ -13,37 +13,42 @@ from course.models import IMAGE_SIZE, ConvAutoencoder, evaluating, model_device
 _POOLED_FROM = ((IMAGE_SIZE - 2, IMAGE_SIZE - 2), (11, 11), (3, 3))
 
 
-def top_left_indices(shape: Sequence[int], size: Sequence[int], device: torch.device | str = "cpu") -> torch.Tensor:
-    """Pooling indices (B, C, h, w) that all point at the top-left pixel of their 2x2 window of a `size` map."""
-    if len(shape) != 4 or len(size) != 2:
-        raise ValueError(f"shape must be (B, C, h, w) and size (H, W), got {tuple(shape)} and {tuple(size)}")
-    h, w = shape[-2:]
-    if 2 * h > size[0] or 2 * w > size[1]:
-        raise ValueError(f"a ({h}, {w}) pooled map does not fit a 2x2 pooling of size {tuple(size)}")
-    rows = torch.arange(h, device=device) * 2
-    cols = torch.arange(w, device=device) * 2
-    flat = rows[:, None] * size[1] + cols[None, :]  # index into the flattened H x W map
-    return flat.expand(*shape).contiguous()
+def fixed_random_indices(channels: int, pooled: Sequence[int], size: Sequence[int], seed: int = 0) -> torch.Tensor:
+    """Pooling indices (channels, h, w) into a `size` map, one random pixel of each 2x2 window, drawn once with `seed`."""
+    h, w = pooled
+    if not (isinstance(channels, int) and channels > 0 and 0 < 2 * h <= size[0] and 0 < 2 * w <= size[1]):
+        raise ValueError(f"channels must be a positive int and a ({h}, {w}) pooled map must fit a 2x2 pooling "
+                         f"of size {tuple(size)}, got channels={channels!r}")
+    generator = torch.Generator().manual_seed(seed)
+    dy, dx = torch.randint(0, 2, (2, channels, h, w), generator=generator)  # the pixel of each window
+    rows = torch.arange(h)[:, None] * 2 + dy
+    cols = torch.arange(w)[None, :] * 2 + dx
+    return rows * size[1] + cols  # index into the flattened H x W map
 
 
 class FixedIndexUnpoolAutoencoder(ConvAutoencoder):
     """The unpooling autoencoder whose decoder gets the same uninformative indices for every image.
 
     The encoder, the decoder's layers and the parameters are those of ConvAutoencoder; only the
-    indices differ: every unpooling writes its value into the top-left pixel of its 2x2 window, so
-    everything the decoder knows about an image has to pass through the 16-number code.
+    indices differ: every unpooling writes its value into one pixel of its 2x2 window, chosen at
+    random once (a buffer, the same for every image), so everything the decoder knows about an image
+    has to pass through the 16-number code.
     """
 
-    def __init__(self, channels: Sequence[int] = (8, 16, 16)):
+    def __init__(self, channels: Sequence[int] = (8, 16, 16), seed: int = 0):
         super().__init__(channels)
+        for name, c, size in zip(("indices1", "indices2", "indices3"), channels, _POOLED_FROM):
+            pooled = (size[0] // 2, size[1] // 2)
+            self.register_buffer(name, fixed_random_indices(c, pooled, size, seed), persistent=False)
 
     def decode(self, z: torch.Tensor, pooled: list | None = None) -> torch.Tensor:
         if pooled is not None:
             raise ValueError("FixedIndexUnpoolAutoencoder.decode takes the code z only (pooled must be None): "
                              "its decoder unpools with fixed indices, never the encoder's")
         h = z
-        for deconv, size in zip(self.transposed_convs, reversed(_POOLED_FROM)):
-            h = self.unpool(h, top_left_indices(h.shape, size, h.device), output_size=size)
+        fixed = (self.indices3, self.indices2, self.indices1)
+        for deconv, indices, size in zip(self.transposed_convs, fixed, reversed(_POOLED_FROM)):
+            h = self.unpool(h, indices.expand(h.shape[0], -1, -1, -1).contiguous(), output_size=size)
             h = deconv(h)  # 3 -> 5, 11 -> 13, 26 -> 28
             h = self.relu(h) if deconv is not self.deconv3 else torch.sigmoid(h)
         return h  # (B, 1, 28, 28)

@@ -3,19 +3,22 @@ import pytest
 import torch
 
 from course.models import ConvAutoencoder, ConvCodeAutoencoder
-from course.unpooling import FixedIndexUnpoolAutoencoder, index_swap, top_left_indices
+from course.unpooling import FixedIndexUnpoolAutoencoder, fixed_random_indices, index_swap
 
 
-def test_top_left_indices_point_at_the_first_pixel_of_each_window():
-    idx = top_left_indices((2, 3, 2, 2), (5, 5))
-    assert idx.shape == (2, 3, 2, 2)
-    assert idx[0, 0].tolist() == [[0, 2], [10, 12]]
-    assert (idx == idx[:1, :1]).all()  # the same for every image and channel
+def test_fixed_random_indices_pick_one_pixel_of_each_window_the_same_for_every_call():
+    idx = fixed_random_indices(8, (13, 13), (26, 26), seed=0)
+    assert idx.shape == (8, 13, 13)
+    rows, cols = idx // 26, idx % 26
+    assert ((rows // 2) == torch.arange(13)[:, None]).all() and ((cols // 2) == torch.arange(13)[None, :]).all()
+    assert set((2 * (rows % 2) + cols % 2).flatten().tolist()) == {0, 1, 2, 3}
+    assert torch.equal(idx, fixed_random_indices(8, (13, 13), (26, 26), seed=0))
+    assert not torch.equal(idx, fixed_random_indices(8, (13, 13), (26, 26), seed=1))
 
 
-def test_top_left_indices_refuse_a_map_that_does_not_fit():
-    with pytest.raises(ValueError, match="does not fit"):
-        top_left_indices((1, 1, 3, 3), (5, 5))
+def test_fixed_random_indices_refuse_a_map_that_does_not_fit():
+    with pytest.raises(ValueError, match="must fit"):
+        fixed_random_indices(1, (3, 3), (5, 5))
 
 
 def test_the_control_ignores_the_image_beyond_its_code():
