@@ -1,0 +1,50 @@
+"""Maps of a 2-D code space (notebook 07): a decoded grid of codes, and the prior's circles."""
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from course.models import IMAGE_SIZE, evaluating, model_device
+
+
+def code_grid(reach: float = 3.0, side: int = 15) -> torch.Tensor:
+    """A side x side grid of 2-D codes from -reach to reach, (side * side, 2), rows from the top (z2 falls)."""
+    if not isinstance(side, int) or isinstance(side, bool) or side < 2:
+        raise ValueError(f"side must be an int of at least 2, got {side!r}")
+    if not reach > 0:
+        raise ValueError(f"reach must be a positive number, got {reach!r}")
+    ticks = torch.linspace(-reach, reach, side)
+    return torch.stack(torch.meshgrid(ticks, ticks.flip(0), indexing="xy"), dim=-1).reshape(-1, 2)
+
+
+def decoded_grid(model: nn.Module, reach: float = 3.0, side: int = 15) -> torch.Tensor:
+    """decode(z) over code_grid(reach, side), tiled into one (side * 28, side * 28) picture on the CPU."""
+    z = code_grid(reach, side)
+    with evaluating(model):
+        tiles = model.decode(z.to(model_device(model))).cpu().reshape(side, side, IMAGE_SIZE, IMAGE_SIZE)
+    return tiles.permute(0, 2, 1, 3).reshape(side * IMAGE_SIZE, side * IMAGE_SIZE)
+
+
+def share_within(z: torch.Tensor, radius: float) -> float:
+    """The share of the 2-D (or wider) codes z, (N, d), whose distance to the origin is at most radius."""
+    if z.dim() != 2 or z.shape[0] == 0:
+        raise ValueError(f"z must have shape (N, d) with N > 0, got {tuple(z.shape)}")
+    return float((z.float().norm(dim=1) <= radius).float().mean())
+
+
+def prior_share_within(radius: float, dim: int = 2) -> float:
+    """The probability that a draw of N(0, I) in `dim` = 2 dimensions lies within radius of the origin."""
+    if dim != 2:
+        raise ValueError(f"dim must be 2 (the closed form 1 - exp(-r^2 / 2) holds in the plane), got {dim!r}")
+    return 1.0 - math.exp(-radius ** 2 / 2)
+
+
+def prior_circles(ax, radii=(1.0, 2.0)) -> None:
+    """Draw the circles of radius 1 and 2 (the prior's 1 sigma and 2 sigma) on a matplotlib axes."""
+    from matplotlib.patches import Circle
+
+    for radius, style in zip(radii, ("-", "--", ":")):
+        ax.add_patch(Circle((0, 0), radius, fill=False, color="black", linestyle=style, linewidth=1.2,
+                            label=f"prior: {radius:g}σ ({prior_share_within(radius):.0%} of its draws)"))

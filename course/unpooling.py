@@ -1,0 +1,85 @@
+"""Notebook 06's controls for the unpooling decoder: indices that carry nothing, and the index swap."""
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+from torch import nn
+
+from course.data import to_float
+from course.models import IMAGE_SIZE, ConvAutoencoder, evaluating, model_device
+
+# The sides of the encoder's feature maps just before each pooling: 28 -> 26, 13 -> 11, 5 -> 3.
+_POOLED_FROM = ((IMAGE_SIZE - 2, IMAGE_SIZE - 2), (11, 11), (3, 3))
+
+
+def fixed_random_indices(channels: int, pooled: Sequence[int], size: Sequence[int], seed: int = 0) -> torch.Tensor:
+    """Pooling indices (channels, h, w) into a `size` map, one random pixel of each 2x2 window, drawn once with `seed`."""
+    h, w = pooled
+    if not (isinstance(channels, int) and channels > 0 and 0 < 2 * h <= size[0] and 0 < 2 * w <= size[1]):
+        raise ValueError(f"channels must be a positive int and a ({h}, {w}) pooled map must fit a 2x2 pooling "
+                         f"of size {tuple(size)}, got channels={channels!r}")
+    generator = torch.Generator().manual_seed(seed)
+    dy, dx = torch.randint(0, 2, (2, channels, h, w), generator=generator)  # the pixel of each window
+    rows = torch.arange(h)[:, None] * 2 + dy
+    cols = torch.arange(w)[None, :] * 2 + dx
+    return rows * size[1] + cols  # index into the flattened H x W map
+
+
+class FixedIndexUnpoolAutoencoder(ConvAutoencoder):
+    """The unpooling autoencoder whose decoder gets the same uninformative indices for every image.
+
+    The encoder, the decoder's layers and the parameters are those of ConvAutoencoder; only the
+    indices differ: every unpooling writes its value into one pixel of its 2x2 window, chosen at
+    random once (a buffer, the same for every image), so everything the decoder knows about an image
+    has to pass through the 16-number code.
+    """
+
+    def __init__(self, channels: Sequence[int] = (8, 16, 16), seed: int = 0):
+        super().__init__(channels)
+        for name, c, size in zip(("indices1", "indices2", "indices3"), channels, _POOLED_FROM):
+            pooled = (size[0] // 2, size[1] // 2)
+            self.register_buffer(name, fixed_random_indices(c, pooled, size, seed), persistent=False)
+
+    def decode(self, z: torch.Tensor, pooled: list | None = None) -> torch.Tensor:
+        if pooled is not None:
+            raise ValueError("FixedIndexUnpoolAutoencoder.decode takes the code z only (pooled must be None): "
+                             "its decoder unpools with fixed indices, never the encoder's")
+        h = z
+        fixed = (self.indices3, self.indices2, self.indices1)
+        for deconv, indices, size in zip(self.transposed_convs, fixed, reversed(_POOLED_FROM)):
+            h = self.unpool(h, indices.expand(h.shape[0], -1, -1, -1).contiguous(), output_size=size)
+            h = deconv(h)  # 3 -> 5, 11 -> 13, 26 -> 28
+            h = self.relu(h) if deconv is not self.deconv3 else torch.sigmoid(h)
+        return h  # (B, 1, 28, 28)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        z = self.encode(x)
+        return z, self.decode(z)
+
+
+def index_swap(model: nn.Module, x_a: torch.Tensor, x_b: torch.Tensor) -> dict:
+    """Decode each image of x_a from its own code with the pooling indices of the same row of x_b.
+
+    Returns "closer_to_b" (the share of results whose MSE to the image of x_b, which gave the
+    indices, is below their MSE to the image of x_a, which gave the code) and the two per-image
+    MSEs "to_a" and "to_b", (N,) CPU tensors.
+    """
+    if not hasattr(model, "encode_with_indices"):
+        raise ValueError(f"model must unpool with its encoder's indices (encode_with_indices); "
+                         f"{type(model).__name__} does not")
+    if x_a.shape[0] != x_b.shape[0] or x_a.shape[0] == 0:
+        raise ValueError(f"x_a and x_b must hold the same number (> 0) of images, got {x_a.shape[0]} and {x_b.shape[0]}")
+    device = model_device(model)
+    to_a, to_b = [], []
+    with evaluating(model):
+        for start in range(0, x_a.shape[0], 512):  # a batch at a time: no float copy of the whole set
+            a = to_float(x_a[start:start + 512].to(device)).reshape(-1, 1, IMAGE_SIZE, IMAGE_SIZE)
+            b = to_float(x_b[start:start + 512].to(device)).reshape(-1, 1, IMAGE_SIZE, IMAGE_SIZE)
+            z_a, _ = model.encode_with_indices(a)
+            _, pooled_b = model.encode_with_indices(b)
+            x_hat = model.decode(z_a, pooled_b)
+            to_a.append(((x_hat - a) ** 2).flatten(1).mean(1).cpu())
+            to_b.append(((x_hat - b) ** 2).flatten(1).mean(1).cpu())
+    to_a, to_b = torch.cat(to_a), torch.cat(to_b)
+    return {"closer_to_b": float((to_b < to_a).float().mean()), "to_a": to_a, "to_b": to_b}

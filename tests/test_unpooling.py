@@ -1,0 +1,64 @@
+"""course.unpooling: the fixed-index control of notebook 06 and the index swap."""
+import pytest
+import torch
+
+from course.models import ConvAutoencoder, ConvCodeAutoencoder
+from course.unpooling import FixedIndexUnpoolAutoencoder, fixed_random_indices, index_swap
+
+
+def test_fixed_random_indices_pick_one_pixel_of_each_window_the_same_for_every_call():
+    idx = fixed_random_indices(8, (13, 13), (26, 26), seed=0)
+    assert idx.shape == (8, 13, 13)
+    rows, cols = idx // 26, idx % 26
+    assert ((rows // 2) == torch.arange(13)[:, None]).all() and ((cols // 2) == torch.arange(13)[None, :]).all()
+    assert set((2 * (rows % 2) + cols % 2).flatten().tolist()) == {0, 1, 2, 3}
+    assert torch.equal(idx, fixed_random_indices(8, (13, 13), (26, 26), seed=0))
+    assert not torch.equal(idx, fixed_random_indices(8, (13, 13), (26, 26), seed=1))
+
+
+def test_fixed_random_indices_refuse_a_map_that_does_not_fit():
+    with pytest.raises(ValueError, match="must fit"):
+        fixed_random_indices(1, (3, 3), (5, 5))
+
+
+def test_the_control_ignores_the_image_beyond_its_code():
+    torch.manual_seed(0)
+    model = FixedIndexUnpoolAutoencoder().eval()
+    assert sum(p.numel() for p in model.parameters()) == sum(p.numel() for p in ConvAutoencoder().parameters())
+    x = torch.rand(4, 784)
+    z, x_hat = model(x)
+    assert z.shape == (4, 16, 1, 1) and x_hat.shape == (4, 1, 28, 28)
+    assert torch.equal(model.decode(z), x_hat)  # the decoder needs nothing but the code
+    # The leaky model's output changes with another image's indices; the control has none to change.
+    leaky = ConvAutoencoder().eval()
+    z_l, pooled = leaky.encode_with_indices(x)
+    _, pooled_other = leaky.encode_with_indices(x.flip(0))
+    assert not torch.allclose(leaky.decode(z_l, pooled), leaky.decode(z_l, pooled_other))
+
+
+def test_the_control_refuses_pooling_indices():
+    model = FixedIndexUnpoolAutoencoder()
+    z, pooled = model.encode_with_indices(torch.rand(2, 784))
+    with pytest.raises(ValueError, match="pooled must be None"):
+        model.decode(z, pooled)
+
+
+def test_the_control_trains_every_weight():
+    model = FixedIndexUnpoolAutoencoder()
+    model(torch.rand(3, 1, 28, 28))[1].sum().backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in model.parameters())
+
+
+def test_index_swap_of_an_image_with_itself_is_never_closer_to_the_donor():
+    torch.manual_seed(0)
+    x = torch.rand(6, 784)
+    result = index_swap(ConvAutoencoder(), x, x)
+    assert result["closer_to_b"] == 0.0 and torch.equal(result["to_a"], result["to_b"])
+    assert result["to_a"].shape == (6,)
+
+
+def test_index_swap_refuses_a_model_without_indices_and_unequal_sets():
+    with pytest.raises(ValueError, match="encode_with_indices"):
+        index_swap(ConvCodeAutoencoder(), torch.rand(2, 784), torch.rand(2, 784))
+    with pytest.raises(ValueError, match="same number"):
+        index_swap(ConvAutoencoder(), torch.rand(2, 784), torch.rand(3, 784))
