@@ -41,18 +41,29 @@ def cache_dir(path: str | os.PathLike | None = None) -> Path:
     return Path(env).expanduser() if env else repo_root() / ".cache" / "models"
 
 
-def _env_flag(name: str) -> bool:
-    return os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")
+# How an on/off switch may be spelled in the environment (any case; unset or empty is off).
+FLAG_WORDS = {"1": True, "true": True, "yes": True, "on": True, "0": False, "false": False, "no": False, "off": False}
+
+
+def env_flag(name: str) -> bool:
+    """The switch $name as a bool; ValueError naming it and the allowed spellings for anything else."""
+    text = os.environ.get(name, "").strip().lower()
+    if text == "":
+        return False
+    if text not in FLAG_WORDS:
+        raise ValueError(f"{name}={os.environ[name]!r} is not a switch value; use 1/0, true/false, yes/no "
+                         f"or on/off (any case), or leave it empty for off")
+    return FLAG_WORDS[text]
 
 
 def is_smoke() -> bool:
-    """True when COURSE_SMOKE=1: tiny data and few steps, to prove the code runs."""
-    return _env_flag("COURSE_SMOKE")
+    """True when COURSE_SMOKE is on (1, true, yes, on): tiny data and few steps, to prove the code runs."""
+    return env_flag("COURSE_SMOKE")
 
 
 def is_offline() -> bool:
-    """True when COURSE_OFFLINE=1: never try to download."""
-    return _env_flag("COURSE_OFFLINE")
+    """True when COURSE_OFFLINE is on (1, true, yes, on): never try to download."""
+    return env_flag("COURSE_OFFLINE")
 
 
 def set_seed(seed: int) -> torch.Generator:

@@ -91,10 +91,12 @@ def test_failing_notebook_is_reported_and_the_other_still_runs(notebook_dir, tmp
 
 
 def test_fail_fast_skips_the_rest(tmp_path):
-    make_notebook(tmp_path, "01_first", "'x': 1", extra_parameters="fail = False")
-    make_notebook(tmp_path, "02_second", "'x': 2")
+    folder = tmp_path / "notebooks"
+    folder.mkdir()
+    make_notebook(folder, "01_first", "'x': 1", extra_parameters="fail = False")
+    make_notebook(folder, "02_second", "'x': 2")
     out = tmp_path / "out"
-    code = main(["run", "--notebook-dir", str(tmp_path), "--out", str(out), "--device", "cpu",
+    code = main(["run", "--notebook-dir", str(folder), "--out", str(out), "--device", "cpu",
                  "-p", "fail", "True", "--fail-fast"])
     assert code == 1
     assert [e["status"] for e in read_summary(out)["notebooks"]] == ["failed", "skipped"]
@@ -185,3 +187,28 @@ def test_every_dependency_names_a_course_notebook():
     stems = {path.stem for path in find_notebooks(default_notebook_dir())}
     for stem, needs in DEPENDS_ON.items():
         assert {stem, *needs} <= stems, f"DEPENDS_ON names a notebook that does not exist: {stem} -> {needs}"
+
+
+@pytest.mark.parametrize("value, smoke, kernel_sees", [("yes", True, "1"), ("On", True, "1"), ("off", False, "0")])
+def test_the_summary_and_the_kernels_read_the_smoke_switch_alike(notebook_dir, tmp_path, monkeypatch, value, smoke,
+                                                                kernel_sees):
+    """Issue 17.5: COURSE_SMOKE=yes ran the notebooks in smoke mode while summary.json said smoke: False."""
+    monkeypatch.setenv("COURSE_SMOKE", value)
+    out = tmp_path / "out"
+    assert main(["run", "--notebook-dir", str(notebook_dir), "--out", str(out), "--device", "cpu",
+                 "--notebooks", "2"]) == 0
+    assert read_summary(out)["smoke"] is smoke
+    assert f"smoke: {smoke}" in (out / "summary.md").read_text()
+    assert json.loads((out / "02_standard_autoencoder.metrics.json").read_text())["smoke_env"] == kernel_sees
+
+
+@pytest.mark.parametrize("variable", ["COURSE_SMOKE", "COURSE_OFFLINE"])
+@pytest.mark.parametrize("value", ["2", "y"])
+def test_an_unknown_switch_value_stops_the_batch_before_it_starts(notebook_dir, tmp_path, monkeypatch, capsys,
+                                                                  variable, value):
+    monkeypatch.setenv(variable, value)
+    out = tmp_path / "out"
+    assert main(["run", "--notebook-dir", str(notebook_dir), "--out", str(out), "--device", "cpu", "--smoke"]) == 2
+    printed = capsys.readouterr()
+    assert printed.err.startswith(f"error: {variable}='{value}' is not a switch value; use 1/0, true/false, yes/no")
+    assert "running" not in printed.out and not out.exists()

@@ -32,12 +32,24 @@ def test_cache_dir_argument_beats_environment_beats_default(monkeypatch, tmp_pat
 
 
 @pytest.mark.parametrize("value, expected", [("1", True), ("true", True), ("YES", True), (" on ", True),
-                                             ("0", False), ("", False), ("no", False)])
+                                             ("0", False), ("", False), ("no", False), ("Off", False),
+                                             ("FALSE", False), ("  ", False)])
 def test_flags_read_from_environment(monkeypatch, value, expected):
     monkeypatch.setenv("COURSE_SMOKE", value)
     monkeypatch.setenv("COURSE_OFFLINE", value)
     assert is_smoke() is expected
     assert is_offline() is expected
+
+
+@pytest.mark.parametrize("value", ["2", "y", "n", "enabled", "1.0", "-1"])
+def test_an_unknown_switch_value_is_an_error_naming_the_allowed_ones(monkeypatch, value):
+    """Issue 17.5: `2` and `y` were silently "off"."""
+    monkeypatch.setenv("COURSE_SMOKE", value)
+    monkeypatch.setenv("COURSE_OFFLINE", value)
+    with pytest.raises(ValueError, match=r"COURSE_SMOKE='.*' is not a switch value; use 1/0, true/false, yes/no or on/off"):
+        is_smoke()
+    with pytest.raises(ValueError, match=r"COURSE_OFFLINE='.*' is not a switch value"):
+        is_offline()
 
 
 def test_smoke_is_off_when_unset():

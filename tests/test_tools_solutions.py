@@ -73,10 +73,12 @@ def test_solutions_replace_each_stub_with_its_marked_solution(tmp_path, exercise
 
 
 def test_an_unknown_exercise_names_notebook_and_cell_and_nothing_is_written(tmp_path, exercises, capsys):
-    make_notebook(tmp_path, "01_sparse")
-    make_notebook(tmp_path, "02_other", exercise="02.not_written_yet")
+    folder = tmp_path / "notebooks"
+    folder.mkdir()
+    make_notebook(folder, "01_sparse")
+    make_notebook(folder, "02_other", exercise="02.not_written_yet")
     out = tmp_path / "solved"
-    assert main(["solutions", "--notebook-dir", str(tmp_path), "--out", str(out)]) == 2
+    assert main(["solutions", "--notebook-dir", str(folder), "--out", str(out)]) == 2
     assert capsys.readouterr().err.startswith(
         "error: 02_other.ipynb, cell 2: no solution for exercise '02.not_written_yet'")
     assert not out.exists()
@@ -98,9 +100,11 @@ def test_run_solved_executes_solved_copies(tmp_path, exercises, capsys):
 
 
 def test_run_without_solved_runs_the_stubs_and_never_asks_for_solutions(tmp_path, exercises):
-    make_notebook(tmp_path, "01_sparse")
+    folder = tmp_path / "notebooks"
+    folder.mkdir()
+    make_notebook(folder, "01_sparse")
     out = tmp_path / "out"
-    assert main(["run", "--notebook-dir", str(tmp_path), "--out", str(out), "--device", "cpu"]) == 1
+    assert main(["run", "--notebook-dir", str(folder), "--out", str(out), "--device", "cpu"]) == 1
     record = json.loads((out / "summary.json").read_text())["notebooks"][0]
     assert record["error"]["ename"] == "NotImplementedError" and exercises.asked == []
     assert not (out / "solved-notebooks").exists()

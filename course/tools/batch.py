@@ -13,8 +13,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Callable
 
-from course.config import repo_root
-from course.tools.checks import check_notebook, new_run_dir, prepare_out_dir, resolve_device_name
+from course.config import is_offline, is_smoke, repo_root
+from course.tools.checks import check_notebook, new_run_dir, prepare_out_dir, resolve_device_name, safe_out_dir
 from course.tools.kernels import RUNNING, client_options
 from course.tools.params import assign, declared
 from course.tools.report import error_text, memory_of, references, write_summary
@@ -316,12 +316,20 @@ def _log_to(path: Path):
         handler.close()
 
 
+def switch_env(smoke: bool) -> dict[str, str]:
+    """COURSE_SMOKE (and COURSE_OFFLINE when set) for the kernels, spelled 1 or 0; ValueError for a bad spelling."""
+    env = {"COURSE_SMOKE": "1" if smoke else "0"}
+    if os.environ.get("COURSE_OFFLINE", "").strip():
+        env["COURSE_OFFLINE"] = "1" if is_offline() else "0"
+    return env
+
+
 def _statuses(records: list[dict], status: str) -> list[str]:
     return [r["notebook"] for r in records if r["status"] == status]
 
 
 def plan(notebooks: list[str] | None, out: str | os.PathLike | None, device: str, parameters: dict, jobs: int,
-         notebook_dir: str | os.PathLike | None, solved: bool) -> tuple[list[Task], dict]:
+         notebook_dir: str | os.PathLike | None, solved: bool, force: bool = False) -> tuple[list[Task], dict]:
     """Check the request and create the output folder: the tasks, and what the summary says of the request.
 
     Every check (jobs, notebooks, parameter names and types, exercises, device, output folder) comes
@@ -337,7 +345,9 @@ def plan(notebooks: list[str] | None, out: str | os.PathLike | None, device: str
     given = assign(declarations, parameters)
     copies = solve_all(paths) if solved else None
     resolved = resolve_device_name(device)
-    out_dir = prepare_out_dir(Path(out)) if out else new_run_dir(repo_root() / "runs")
+    # the notebooks' folder and the files picked are never written to, --force or not
+    out_dir = (prepare_out_dir(safe_out_dir(out, [folder, *paths], force)) if out
+               else new_run_dir(repo_root() / "runs"))
     runs = list(write_solved(copies, out_dir / SOLVED_DIR)) if copies is not None else paths
     fixed = {"device": resolved, "output_dir": str(out_dir)}
     # like any other parameter, device and output_dir go only to the notebooks that declare them
@@ -354,18 +364,22 @@ def plan(notebooks: list[str] | None, out: str | os.PathLike | None, device: str
 def run_course(notebooks: list[str] | None = None, out: str | os.PathLike | None = None, device: str = "auto",
                parameters: dict | None = None, smoke: bool = False, jobs: int = 1, fail_fast: bool = False,
                notebook_dir: str | os.PathLike | None = None, solved: bool = False,
-               progress: Callable[[str], None] = print) -> dict:
+               progress: Callable[[str], None] = print, force: bool = False) -> dict:
     """Execute the selected notebooks into `out` and write summary.json and summary.md there; return the summary.
 
     Text parameter values are read as the type the notebook's parameters cell gives them. With `solved`,
     solved copies are written to <out>/solved-notebooks and those run. Ctrl-C stops the batch: the
-    summary then says "stopped" and marks notebooks interrupted or skipped.
+    summary then says "stopped" and marks notebooks interrupted or skipped. An `out` that is, holds or
+    lies in the notebooks' folder is refused; one already holding notebooks too, unless `force`.
     """
-    tasks, request = plan(notebooks, out, device, dict(parameters or {}), jobs, notebook_dir, solved)
+    # the switches are read once, here, with the kernels' reader: a bad spelling stops the batch before it starts,
+    # and the kernels and the summary get the same value
+    smoke = is_smoke() or bool(smoke)
+    env = switch_env(smoke)
+    tasks, request = plan(notebooks, out, device, dict(parameters or {}), jobs, notebook_dir, solved, force)
     out_dir = Path(request["output_dir"])
     source = out_dir / SOLVED_DIR if solved else request["notebook_dir"]
     threads = kernel_threads(min(jobs, len(tasks)), available_cores())
-    env = {"COURSE_SMOKE": "1"} if smoke else {}
     if threads is not None:
         env[THREADS_VARIABLE] = str(threads)
     progress(f"running {len(tasks)} notebook(s) from {source} on {request['device']}, {jobs} at a time"
@@ -378,7 +392,7 @@ def run_course(notebooks: list[str] | None = None, out: str | os.PathLike | None
         summary = {
             "started": started,
             **request,
-            "smoke": smoke or os.environ.get("COURSE_SMOKE") == "1",
+            "smoke": smoke,
             "threads_per_kernel": threads,
             "wall_seconds": round(time.perf_counter() - start, 2),
             "stopped": bool(ctrl_c.presses),

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -25,6 +26,59 @@ DEVICE_CHECK_TIMEOUT = 300
 
 class CheckError(ValueError):
     """A request that cannot run: no such device, an output folder that cannot be written, a broken notebook."""
+
+
+class UnsafeOutDir(CheckError):
+    """An output folder that would overwrite what the command reads, or notebooks already there."""
+
+
+def _same(a: Path, b: Path) -> bool:
+    """Whether two resolved paths are one folder (also through bind mounts and hard-to-spot aliases)."""
+    if a == b:
+        return True
+    try:
+        return os.path.samefile(a, b)
+    except OSError:  # one of them does not exist: resolved and different, so not the same
+        return False
+
+
+def _notebooks_in(folder: Path) -> list[Path]:
+    """The .ipynb files in `folder` and its direct subfolders (say a solved-notebooks/ of an earlier run)."""
+    if not folder.is_dir():
+        return []
+    try:
+        return sorted([*folder.glob("*.ipynb"), *folder.glob("*/*.ipynb")])
+    except OSError:
+        return []  # unreadable: prepare_out_dir says so when it tries to write there
+
+
+def safe_out_dir(out, reads, force: bool = False, what: str = "--out") -> Path:
+    """The resolved output folder; UnsafeOutDir when it is, lies inside or contains a folder in `reads`
+    (symlinks resolved), or, unless `force`, already holds notebooks that writing there could overwrite.
+
+    A file in `reads` stands for the folder holding it. Nothing is created: call prepare_out_dir after.
+    """
+    given = out
+    out = Path(out).expanduser().resolve()
+    for read in reads:
+        read = Path(read).expanduser().resolve()
+        folder = read.parent if read.is_file() else read
+        if _same(out, folder):
+            raise UnsafeOutDir(f"{what} {given}: is {folder}, the folder of notebooks being read; "
+                               f"writing there would overwrite them, choose another folder")
+        if any(_same(parent, folder) for parent in out.parents):
+            raise UnsafeOutDir(f"{what} {given}: lies inside {folder}, the folder of notebooks being read; "
+                               f"choose a folder outside it")
+        if any(_same(out, parent) for parent in folder.parents):
+            raise UnsafeOutDir(f"{what} {given}: contains {folder}, the folder of notebooks being read; "
+                               f"choose a folder that does not hold it")
+    if not force:
+        found = _notebooks_in(out)
+        if found:
+            names = ", ".join(str(path.relative_to(out)) for path in found[:3]) + (", ..." if len(found) > 3 else "")
+            raise UnsafeOutDir(f"{what} {given}: already holds {len(found)} notebook(s) ({names}) that writing "
+                               f"there could overwrite; give --force to allow it, or choose an empty folder")
+    return out
 
 
 def resolve_device_name(device: str) -> str:

@@ -44,7 +44,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--device", default="auto", choices=DEVICES, help="device for every notebook (default auto)")
     run.add_argument("--notebooks", nargs="+", action="extend", metavar="NB",
                      help="numbers (1 5) or names (02_standard_autoencoder); may be repeated; default all, in order")
-    run.add_argument("--out", metavar="DIR", help="output folder (default runs/<timestamp>, a new one per run)")
+    run.add_argument("--out", metavar="DIR", help="output folder (default runs/<timestamp>, a new one per run); "
+                                                  "never the notebooks' folder, nor one inside or around it")
+    run.add_argument("--force", action="store_true",
+                     help="write into an --out that already holds notebooks (an earlier run's), replacing them")
     run.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
                      help="parameter for every notebook that declares it, read as the type of its default there: "
                           "an int, a number, a bool (true/false, yes/no, on/off), a list ([64, 128]) or text; "
@@ -72,7 +75,11 @@ def build_parser() -> argparse.ArgumentParser:
                                     description="Write a copy of each notebook whose exercise cells hold their "
                                                 "solutions between nbgrader's BEGIN/END SOLUTION markers, "
                                                 "without outputs.")
-    solutions.add_argument("--out", metavar="DIR", required=True, help="folder for the solved notebooks")
+    solutions.add_argument("--out", metavar="DIR", required=True,
+                           help="folder for the solved notebooks; never the notebooks' folder, nor one inside or "
+                                "around it")
+    solutions.add_argument("--force", action="store_true",
+                           help="write into an --out that already holds notebooks, replacing those of the same name")
     solutions.add_argument("--notebooks", nargs="+", action="extend", metavar="NB",
                            help="numbers (1 5) or names; may be repeated; default all")
     solutions.add_argument("--notebook-dir", metavar="DIR", help="folder of NN_name.ipynb notebooks "
@@ -106,7 +113,7 @@ def run_command(args: argparse.Namespace) -> int:
     check_limits(parameters)
     summary = run_course(notebooks=args.notebooks, out=args.out, device=args.device, parameters=parameters,
                          smoke=args.smoke, jobs=args.jobs, fail_fast=args.fail_fast, notebook_dir=args.notebook_dir,
-                         solved=args.solved)
+                         solved=args.solved, force=args.force)
     report = f"{summary['output_dir']}/summary.md"
     if summary["stopped"]:
         parts = [f"{label}: {', '.join(summary[key])}" for key, label in
@@ -134,15 +141,16 @@ def report_command(args: argparse.Namespace) -> int:
 def solutions_command(args: argparse.Namespace) -> int:
     """`solutions`: write the solved copies; exit 0."""
     from course.tools.batch import default_notebook_dir, find_notebooks, select_notebooks
-    from course.tools.checks import check_notebook, prepare_out_dir
+    from course.tools.checks import check_notebook, prepare_out_dir, safe_out_dir
     from course.tools.solutions import solve_all, write_solved
 
     folder = Path(args.notebook_dir).resolve() if args.notebook_dir else default_notebook_dir()
     paths = select_notebooks(find_notebooks(folder), args.notebooks)
     for path in paths:
         check_notebook(path)
+    out = safe_out_dir(args.out, [folder, *paths], args.force)  # before any solving: a refusal costs nothing
     solved = solve_all(paths)
-    for copy, count in write_solved(solved, prepare_out_dir(Path(args.out))).items():
+    for copy, count in write_solved(solved, prepare_out_dir(out)).items():
         print(f"{copy}: {count} exercise cell(s) solved")
     return 0
 
