@@ -16,7 +16,7 @@ from typing import Callable
 from nbconvert.preprocessors import Preprocessor
 from traitlets import Bool
 
-from course.tools.checks import CheckError, prepare_out_dir
+from course.tools.checks import CheckError, prepare_out_dir, safe_out_dir
 from course.tools.solutions import solve
 
 COURSE_ID = "autoencoder-course"
@@ -161,11 +161,13 @@ def write_course(paths: list[Path], out: Path, *, timeout: int = TIMEOUT, kernel
     import nbformat
 
     config = config_text(timeout, kernel)
-    built = {path: source_notebook(path, solution_source) for path in paths}
-    out = Path(out).expanduser()
+    given = out
+    out = safe_out_dir(out, paths, force=force)
+    # safe_out_dir looks one folder down; the source notebooks lie two down, next to a gradebook and submissions
     if out.is_dir() and any(out.iterdir()) and not force:
-        raise CheckError(f"--out {out.resolve()}: is not empty; choose a new folder or pass --force to write "
-                         "over the course files there (a gradebook and submissions there are left alone)")
+        raise CheckError(f"--out {given}: is not empty; choose a new folder, or give --force to write over the "
+                         "course files there (nbgrader_config.py and source/; a gradebook and submissions stay)")
+    built = {path: source_notebook(path, solution_source) for path in paths}
     out = prepare_out_dir(out)
     written = {}
     for path, (nb, names) in built.items():
