@@ -85,6 +85,18 @@ def build_parser() -> argparse.ArgumentParser:
     solutions.add_argument("--notebook-dir", metavar="DIR", help="folder of NN_name.ipynb notebooks "
                                                                  "(default notebooks/)")
 
+    grading = commands.add_parser("nbgrader", help="write an nbgrader course directory to grade the exercises",
+                                  description="Write <out>/nbgrader_config.py and <out>/source/<stem>/<notebook>: "
+                                              "exercise cells as solution cells, each followed by an autograded "
+                                              "test worth points, every other cell read-only.")
+    grading.add_argument("--out", metavar="DIR", required=True, help="the nbgrader course folder (new or empty)")
+    grading.add_argument("--notebooks", nargs="+", action="extend", metavar="NB",
+                         help="numbers (1 5) or names; may be repeated; default all")
+    grading.add_argument("--notebook-dir", metavar="DIR", help="folder of NN_name.ipynb notebooks (default notebooks/)")
+    grading.add_argument("--timeout", type=int, default=600, metavar="S", help="seconds a cell may run when "
+                                                                               "autograded (default 600)")
+    grading.add_argument("--force", action="store_true", help="write over the course files in a non-empty --out")
+
     bench = commands.add_parser("bench", help="time one epoch: seed-style DataLoader loop vs the course trainer")
     bench.add_argument("--dataset", choices=("mnist", "fashion-mnist"),
                        help="default: mnist if its full files are present, else fashion-mnist")
@@ -161,6 +173,13 @@ def solutions_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def nbgrader_command(args: argparse.Namespace) -> int:
+    """`nbgrader`: write the course directory; exit 0."""
+    from course.tools.nbgrader import main
+
+    return main(args)
+
+
 def bench_command(args: argparse.Namespace) -> int:
     """`bench`: print both timings and their ratio."""
     from course.tools.bench import format_result, run_bench
@@ -170,7 +189,7 @@ def bench_command(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"run": run_command, "report": report_command, "solutions": solutions_command, "bench": bench_command,
-            "models": models_command}
+            "models": models_command, "nbgrader": nbgrader_command}
 
 
 def main(argv: list[str] | None = None) -> int:
