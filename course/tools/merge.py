@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import tempfile
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Callable
@@ -29,6 +31,49 @@ def read_run(folder: Path) -> dict:
         raise MergeError(f"{path}: is not valid JSON ({err})") from None
     if not isinstance(summary, dict) or not isinstance(summary.get("notebooks"), list):
         raise MergeError(f"{path}: has no list of notebooks, so it is not a `course run` summary")
+    return check_summary(summary, folder, path)
+
+
+STATUSES = ("ok", "failed", "interrupted", "skipped")
+
+
+def _field_error(path: Path, where: str, field: str, allowed: str, value) -> MergeError:
+    return MergeError(f"{path}: {where}field {field!r} must be {allowed}, not {value!r}")
+
+
+def _plain_name(folder: Path, name, path: Path, where: str, field: str) -> str | None:
+    """A file name of a record: None, or a plain name (no folder part) of a file inside `folder`."""
+    if name is None:
+        return None
+    if not isinstance(name, str) or not name or Path(name).name != name or name in (".", ".."):
+        raise _field_error(path, where, field, "a plain file name inside the run folder (or null)", name)
+    if (folder / name).exists() and not (folder / name).resolve().is_relative_to(folder.resolve()):
+        raise MergeError(f"{path}: {where}field {field!r}: {name!r} leads outside the run folder (a link); "
+                         "refusing to copy it")
+    return name
+
+
+def check_summary(summary: dict, folder: Path, path: Path) -> dict:
+    """The fields `report` reads, checked: MergeError naming the file, the notebook and the field otherwise."""
+    for field in ("started",):
+        if summary.get(field) is not None and not isinstance(summary[field], str):
+            raise _field_error(path, "", field, "an ISO date text (or null)", summary[field])
+    for i, entry in enumerate(summary["notebooks"]):
+        if not isinstance(entry, dict):
+            raise MergeError(f"{path}: notebooks[{i}] must be an object, not {entry!r}")
+        stem = entry.get("notebook")
+        if not isinstance(stem, str) or not stem or Path(stem).name != stem:
+            raise _field_error(path, f"notebooks[{i}]: ", "notebook", "a notebook name", stem)
+        where = f"notebook {stem}: "
+        if entry.get("status") not in STATUSES:
+            raise _field_error(path, where, "status", " or ".join(STATUSES), entry.get("status"))
+        if entry.get("started") is not None and not isinstance(entry["started"], str):
+            raise _field_error(path, where, "started", "an ISO date text (or null)", entry["started"])
+        wall = entry.get("wall_seconds")
+        if wall is not None and (isinstance(wall, bool) or not isinstance(wall, (int, float))):
+            raise _field_error(path, where, "wall_seconds", "a number", wall)
+        for key in FILE_KEYS:
+            _plain_name(folder, entry.get(key), path, where, key)
     return summary
 
 
@@ -61,7 +106,11 @@ def merge_runs(folders: list[str | Path], out: str | Path, progress: Callable[[s
     A notebook found in several runs is taken from the run where it started last (one printed line says
     so). The merged summary lists every device and both the notebooks' total time and the overall span.
     """
-    runs = [(Path(folder).resolve(), read_run(Path(folder))) for folder in folders]
+    resolved = [Path(folder).resolve() for folder in folders]
+    twice = sorted({str(f) for f in resolved if resolved.count(f) > 1})
+    if twice:
+        raise MergeError(f"{', '.join(twice)}: given more than once; name each run folder once")
+    runs = [(folder, read_run(folder)) for folder in resolved]
     target = Path(out).expanduser().resolve()
     if any(target == folder for folder, _ in runs):
         raise MergeError(f"--out {target}: is one of the folders being merged; give a new folder")
@@ -80,14 +129,33 @@ def merge_runs(folders: list[str | Path], out: str | Path, progress: Callable[[s
             kept[stem], dropped = ((folder, entry), other) if newer else (other, (folder, entry))
             progress(f"{stem}: kept the run started {kept[stem][1]['started']} in {kept[stem][0]}, not the one "
                      f"started {dropped[1]['started']} in {dropped[0]}")
+    existed = target.exists()
     target = prepare_out_dir(target)
+    # Everything is written into a staging folder beside `out` first, then moved in: a failure part-way
+    # leaves `out` as it was, never a half-written report.
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    try:
+        summary = _write_merged(runs, kept, target, staging)
+        for item in staging.iterdir():
+            os.replace(item, target / item.name)
+    except BaseException:
+        if not existed and target.is_dir() and not any(target.iterdir()):
+            target.rmdir()
+        raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return summary
+
+
+def _write_merged(runs: list[tuple[Path, dict]], kept: dict, target: Path, staging: Path) -> dict:
+    """Copy the kept notebooks' files and write the merged summary into `staging`; return the summary."""
     records = []
     for stem in sorted(kept):
         folder, entry = kept[stem]
         for key in FILE_KEYS:
             name = entry.get(key)
             if name and (folder / name).is_file():
-                shutil.copy2(folder / name, target / name)
+                shutil.copy2(folder / name, staging / name)
             elif name:
                 entry[key] = None  # named in its summary but gone: say so rather than link to nothing
         records.append(entry)
@@ -117,5 +185,5 @@ def merge_runs(folders: list[str | Path], out: str | Path, progress: Callable[[s
         "skipped": [e["notebook"] for e in records if e["status"] == "skipped"],
         "notebooks": records,
     }
-    write_summary(summary, target)
+    write_summary(summary, staging)
     return summary

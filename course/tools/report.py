@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 from course import references as ref
@@ -221,6 +222,10 @@ def summary_markdown(summary: dict) -> str:
 def write_summary(summary: dict, out: Path) -> tuple[Path, Path]:
     """Write summary.json and summary.md into `out`; return their paths."""
     json_path, md_path = out / "summary.json", out / "summary.md"
-    json_path.write_text(json.dumps(summary, indent=2) + "\n")
-    md_path.write_text(summary_markdown(summary) + "\n")
+    # both texts made before either file is touched, each file replaced whole: never a half-written summary
+    texts = {json_path: json.dumps(summary, indent=2) + "\n", md_path: summary_markdown(summary) + "\n"}
+    for path, text in texts.items():
+        partial = path.with_name(f".{path.name}.partial")
+        partial.write_text(text)
+        os.replace(partial, path)
     return json_path, md_path
