@@ -23,10 +23,12 @@ def make_notebook(folder: Path, stem: str, memory: str) -> Path:
 
 
 def test_summary_shows_memory_per_notebook_and_blanks_what_is_missing(tmp_path, capsys):
-    make_notebook(tmp_path, "01_measured", "'memory': {'rss_after_imports_mb': 412.5, 'rss_peak_mb': 1180.25}")
-    make_notebook(tmp_path, "02_unmeasured", "'seed': 0")
+    notebooks = tmp_path / "notebooks"  # --out may not lie in the folder of notebooks read
+    notebooks.mkdir()
+    make_notebook(notebooks, "01_measured", "'memory': {'rss_after_imports_mb': 412.5, 'rss_peak_mb': 1180.25}")
+    make_notebook(notebooks, "02_unmeasured", "'seed': 0")
     out = tmp_path / "out"
-    assert main(["run", "--notebook-dir", str(tmp_path), "--out", str(out), "--device", "cpu", "--jobs", "2"]) == 0
+    assert main(["run", "--notebook-dir", str(notebooks), "--out", str(out), "--device", "cpu", "--jobs", "2"]) == 0
     measured, unmeasured = json.loads((out / "summary.json").read_text())["notebooks"]
     assert measured["memory"] == {"after_imports_mb": 412.5, "peak_mb": 1180.2, "peak_above_imports_mb": 767.8}
     assert unmeasured["memory"] == {"after_imports_mb": None, "peak_mb": None, "peak_above_imports_mb": None}
