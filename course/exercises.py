@@ -225,6 +225,10 @@ def _described(value) -> str:
 def _tensor(value, what: str) -> torch.Tensor:
     """value itself when it is a tensor; otherwise a hint saying what it was."""
     if isinstance(value, torch.Tensor):
+        if value.is_floating_point() and value.dtype != torch.float32:
+            # the course's models and data are float32: a float64 or half answer passes nowhere downstream
+            raise _Wrong(f"{what} returned a {str(value.dtype).replace('torch.', '')} tensor; return float32, the "
+                         "dtype of the inputs (a new tensor made without dtype=..., or .double()/.half(), changes it)")
         return value
     extra = " (torch.from_numpy converts an array; better, stay in torch)" if type(value).__module__ == "numpy" else ""
     raise _Wrong(f"{what} returned {_described(value)}; return a torch tensor{extra}")

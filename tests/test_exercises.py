@@ -1219,3 +1219,31 @@ def test_the_real_inputs_are_mlxtends_digits(sample):
     digits = exercises._digits()
     assert digits.shape == everything.shape == (5000, 784)
     assert torch.allclose(digits.double().sum(0), everything.double().sum(0), atol=1e-6)
+
+
+def _float64_corrupt(x, noise_std, generator=None):
+    return (x.double() + noise_std * torch.randn(x.shape, generator=generator, dtype=torch.float64)).clamp(0, 1)
+
+
+def _float64_perturb(z, noise_std, code_std, generator=None):
+    return z.double() + noise_std * code_std * torch.randn(z.shape, generator=generator, dtype=torch.float64)
+
+
+def _float64_reparameterize(mu, logvar, generator=None):
+    eps = torch.randn(mu.shape, generator=generator, dtype=torch.float64)
+    return mu.double() + torch.exp(0.5 * logvar.double()) * eps
+
+
+def _half_reparameterize(mu, logvar, generator=None):
+    return solution("07.reparameterize")(mu, logvar, generator).half()
+
+
+@pytest.mark.parametrize("name, answer, dtype", [("04.gaussian_corrupt", _float64_corrupt, "float64"),
+                                                 ("05.perturb_code", _float64_perturb, "float64"),
+                                                 ("07.reparameterize", _float64_reparameterize, "float64"),
+                                                 ("07.reparameterize", _half_reparameterize, "float16")])
+def test_an_answer_of_another_dtype_is_refused_before_the_notebook_uses_it(capsys, name, answer, dtype):
+    """Issue 17.4: a float64 answer got ✓, then the notebook's next cell failed on mixed dtypes."""
+    passed, line = verdict(capsys, name, answer)
+    assert not passed
+    assert f"returned a {dtype} tensor; return float32" in line
