@@ -121,7 +121,7 @@ def test_command_line_refuses_bad_values_before_any_kernel(notebook, tmp_path, c
 
 
 def test_the_kernel_gets_the_values_as_read(notebook, tmp_path, capsys):
-    out = tmp_path / "out"
+    out = tmp_path.parent / f"{tmp_path.name}-out"  # --out may not lie in the folder of notebooks read
     code = main(["run", "--notebook-dir", str(notebook.parent), "--out", str(out), "--device", "cpu",
                  "-p", "match_steps", "false", "-p", "epochs", "2", "-p", "lr", "1", "-p", "data_root", "/srv/x",
                  "-p", "hidden_sizes", "[32]"])

@@ -10,27 +10,8 @@ from course.config import DEVICES
 
 # Values of the right type that no notebook can run with. Checked before anything starts, so that
 # `-p batch_size 0` is refused at once instead of failing as a ZeroDivisionError inside a notebook.
-LIMITS = {
-    "batch_size": (lambda v: v >= 1, "at least 1"),
-    "epochs": (lambda v: v >= 1, "at least 1"),
-    "lr": (lambda v: v > 0, "above 0"),
-    "seed": (lambda v: v >= 0, "at least 0"),  # course.config.set_seed refuses negative seeds
-}
 # Exit status after Ctrl-C, as a shell reports a command killed by SIGINT.
 INTERRUPTED = 130
-
-
-def check_limits(parameters: dict[str, str]) -> None:
-    """ValueError naming the parameter when a number given with -p is outside LIMITS (other text is left
-    to the type check, which knows what each notebook expects)."""
-    from course.tools.params import parse_value
-
-    for name, text in parameters.items():
-        value = parse_value(text)
-        if name in LIMITS and isinstance(value, (int, float)) and not isinstance(value, bool):
-            allowed, rule = LIMITS[name]
-            if not allowed(value):
-                raise ValueError(f"-p {name}: {text!r} is out of range; {name} must be {rule}")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -127,8 +108,11 @@ def run_command(args: argparse.Namespace) -> int:
     """`run`: exit 0 when every notebook succeeded, 1 otherwise, 130 after Ctrl-C."""
     from course.tools.batch import run_course
 
+    from course.config import is_smoke
+    from course.tools.params import check_rules
+
     parameters = dict(args.parameter)
-    check_limits(parameters)
+    check_rules(parameters, smoke=args.smoke or is_smoke())  # before any kernel starts
     summary = run_course(notebooks=args.notebooks, out=args.out, device=args.device, parameters=parameters,
                          smoke=args.smoke, jobs=args.jobs, fail_fast=args.fail_fast, notebook_dir=args.notebook_dir,
                          solved=args.solved, force=args.force)

@@ -127,3 +127,55 @@ def assign(declarations: dict[Path, dict], parameters: dict) -> dict[Path, dict]
     return {path: {name: _read(name, value, found[name], path.stem)
                    for name, value in parameters.items() if name in found}
             for path, found in declarations.items()}
+
+
+# What each parameter of the course's notebooks allows, checked before any kernel starts. The test split's
+# smallest size is the offline sample's (1,000 images; 500 in a smoke run); 03 shows 8 images from image_index on.
+SMALLEST_TEST_SPLIT = {False: 1000, True: 500}
+IMAGES_FROM_INDEX = 8
+SEED_LIMIT = 2**64  # torch.manual_seed takes seeds below 2**64
+
+
+def _number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _whole(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def rules(smoke: bool) -> dict:
+    """parameter name: (kind, test of a read value, what is allowed), for a run with or without the smoke switch.
+
+    A value of another kind ('abc' for an int) is left to the type check, which knows each notebook's default.
+    """
+    last = SMALLEST_TEST_SPLIT[bool(smoke)] - IMAGES_FROM_INDEX
+    return {
+        "batch_size": ("number", lambda v: v >= 1, "at least 1"),
+        "epochs": ("number", lambda v: v >= 1, "at least 1"),
+        "lr": ("number", lambda v: v > 0, "above 0"),
+        "seed": ("number", lambda v: 0 <= v < SEED_LIMIT, f"at least 0 and below 2**64 ({SEED_LIMIT:,})"),
+        "image_index": ("number", lambda v: 0 <= v <= last,
+                        f"from 0 to {last} (the smallest test split holds {SMALLEST_TEST_SPLIT[bool(smoke)]:,} "
+                        f"images{' in a smoke run' if smoke else ''}, and 03 shows {IMAGES_FROM_INDEX} from there)"),
+        "hidden_sizes": ("list", lambda v: len(v) > 0 and all(_whole(h) and h >= 1 for h in v),
+                         "a non-empty list of widths, each at least 1, e.g. [64, 128]"),
+        "penalty_weights": ("list", lambda v: len(v) > 0 and all(_number(w) and w >= 0 for w in v),
+                            "a non-empty list of weights, each at least 0, e.g. [0.0, 0.1]"),
+        "data_root": ("any", lambda v: v is None or isinstance(v, str), "a folder path (text), or None for the default"),
+    }
+
+
+_KINDS = {"number": _number, "list": lambda v: isinstance(v, list), "any": lambda v: True}
+
+
+def check_rules(parameters: dict, smoke: bool = False) -> None:
+    """ParameterError naming the first -p value outside what its parameter allows (text read as papermill does)."""
+    table = rules(smoke)
+    for name, text in parameters.items():
+        if name not in table:
+            continue
+        value = parse_value(text) if isinstance(text, str) else text
+        kind, allowed, rule = table[name]
+        if _KINDS[kind](value) and not allowed(value):
+            raise ParameterError(f"-p {name}: {text!r} is out of range; {name} must be {rule}")
