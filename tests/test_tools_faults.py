@@ -74,3 +74,24 @@ def test_jupyter_copies_are_never_run(notebook_dir, tmp_path):
     assert _run_in_thread(["run", "--notebook-dir", str(notebook_dir), "--out", str(out), "--device", "cpu",
                            "--notebooks", "2"]) == 0
     assert [r["notebook"] for r in read_summary(out)["notebooks"]] == ["02_standard_autoencoder"]
+
+
+def test_a_second_run_into_a_folder_in_use_is_refused(notebook_dir, tmp_path, capsys):
+    import subprocess
+    import sys
+
+    out = tmp_path / "out"
+    out.mkdir()
+    holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        (out / batch.LOCK_NAME).write_text(str(holder.pid))  # as a live run holds it
+        assert main(["run", "--notebook-dir", str(notebook_dir), "--out", str(out), "--device", "cpu"]) == 2
+        assert f"another `course run` (pid {holder.pid}) is writing there" in capsys.readouterr().err
+        assert not (out / "summary.json").exists()
+    finally:
+        holder.kill()
+        holder.wait()
+    # the holder is gone: its lock is taken over with a line, and released at the end
+    assert _run_in_thread(["run", "--notebook-dir", str(notebook_dir), "--out", str(out), "--device", "cpu"]) == 0
+    assert "taking over the lock of a run that is gone" in capsys.readouterr().out
+    assert not (out / batch.LOCK_NAME).exists()

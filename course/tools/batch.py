@@ -389,6 +389,47 @@ def plan(notebooks: list[str] | None, out: str | os.PathLike | None, device: str
                    "requested_device": device, "device": resolved, "parameters": read, "jobs": jobs}
 
 
+LOCK_NAME = ".course-run.lock"
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, someone else's
+        return True
+    return True
+
+
+@contextlib.contextmanager
+def out_dir_lock(out_dir: Path, progress: Callable[[str], None] = print):
+    """Hold <out>/.course-run.lock (our pid) for a run: a second `course run` into the same folder is refused
+    while the first is alive; a lock left by a process that died is taken over with a line."""
+    lock = out_dir / LOCK_NAME
+    for _ in range(2):
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            try:
+                pid = int(lock.read_text().strip() or 0)
+            except (OSError, ValueError):
+                pid = 0
+            if pid and pid != os.getpid() and _pid_alive(pid):
+                raise BatchError(f"--out {out_dir}: another `course run` (pid {pid}) is writing there; wait for it "
+                                 "or choose another folder") from None
+            progress(f"--out {out_dir}: taking over the lock of a run that is gone (pid {pid or 'unknown'})")
+            lock.unlink(missing_ok=True)
+            continue
+        with os.fdopen(fd, "w") as handle:
+            handle.write(str(os.getpid()))
+        break
+    try:
+        yield lock
+    finally:
+        lock.unlink(missing_ok=True)
+
+
 def run_course(notebooks: list[str] | None = None, out: str | os.PathLike | None = None, device: str = "auto",
                parameters: dict | None = None, smoke: bool = False, jobs: int = 1, fail_fast: bool = False,
                notebook_dir: str | os.PathLike | None = None, solved: bool = False,
@@ -406,6 +447,13 @@ def run_course(notebooks: list[str] | None = None, out: str | os.PathLike | None
     env = switch_env(smoke)
     tasks, request = plan(notebooks, out, device, dict(parameters or {}), jobs, notebook_dir, solved, force)
     out_dir = Path(request["output_dir"])
+    with out_dir_lock(out_dir, progress):
+        return _run_locked(tasks, request, out_dir, smoke, env, jobs, fail_fast, solved, progress)
+
+
+def _run_locked(tasks: list[Task], request: dict, out_dir: Path, smoke: bool, env: dict, jobs: int, fail_fast: bool,
+                solved: bool, progress: Callable[[str], None]) -> dict:
+    """run_course's batch, with the --out folder locked."""
     source = out_dir / SOLVED_DIR if solved else request["notebook_dir"]
     threads = kernel_threads(min(jobs, len(tasks)), available_cores())
     if threads is not None:
