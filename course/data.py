@@ -40,16 +40,94 @@ IDX_KINDS = {"images": 3, "labels": 1}
 IDX_UBYTE = 0x08
 IDX_TYPE_NAMES = {0x08: "unsigned bytes", 0x09: "signed bytes", 0x0B: "int16", 0x0C: "int32",
                   0x0D: "float32", 0x0E: "float64"}
-IMAGE_SIZE = 28
+IMAGE_SIZE = 28  # the side of every image, in pixels: the one definition (models, plotting, widgets import it)
+INPUT_DIM = IMAGE_SIZE * IMAGE_SIZE  # 784 pixels an image
 GZIP_MAGIC = b"\x1f\x8b"
 # Deflate never expands data more than about 1032 times: a bigger promise is a garbage header.
 MAX_GZIP_RATIO = 1032
 READ_CHUNK = 1 << 16  # read in 64 KiB pieces into the final array: no transient copy of a whole file
 DEBIAN_PACKAGE = "dataset-fashion-mnist"
+# The training file is split 5:1 into train and validation: below this, one of the two would be empty.
+MIN_TRAIN_FILE_IMAGES = 6
 
 
 class DataFileError(ValueError):
     """A dataset file that is empty, cut short, malformed or inconsistent; the message names it and the fix."""
+
+
+# What one image shows, singular and plural, by dataset: the one definition (DigitData.noun, widgets' pickers).
+NOUNS = {"mnist": ("digit", "digits"), "fashion-mnist": ("garment", "garments")}
+GENERIC_NOUNS = ("image", "images")
+IMAGE_LAYOUTS = ("flat", "square", "any")
+
+
+def check_images(x, name: str = "x", layout: str = "flat", values: bool = True, min_count: int = 1) -> torch.Tensor:
+    """The course's one image check: (N, 784) or (N, 1, 28, 28), float in [0, 1] or uint8 pixels.
+
+    Returns the images as a float tensor on x's device: (N, 784) for layout="flat", (N, 1, 28, 28) for
+    "square", x's own shape for "any"; uint8 pixels become float in [0, 1], arrays become float32 tensors.
+    values=False checks the shape and dtype only (no min/max: on a GPU that costs a device sync per batch,
+    and a model's forward pass must not pay it). Anything else is a ValueError naming `name` and what is allowed.
+    """
+    if layout not in IMAGE_LAYOUTS:
+        raise ValueError(f"layout must be one of {', '.join(IMAGE_LAYOUTS)}, got {layout!r}")
+    if not isinstance(x, torch.Tensor):
+        try:
+            array = np.asarray(x)
+            x = torch.as_tensor(array if array.dtype == np.uint8 else array.astype(np.float32))
+        except (TypeError, ValueError) as error:
+            raise ValueError(f"{name} must be a tensor or array of images, got {type(x).__name__}") from error
+    shape = tuple(x.shape)
+    allowed = f"(N, {INPUT_DIM}) or (N, 1, {IMAGE_SIZE}, {IMAGE_SIZE})"
+    if len(shape) not in (2, 4) or shape[1:] not in ((INPUT_DIM,), (1, IMAGE_SIZE, IMAGE_SIZE)):
+        raise ValueError(f"{name} must have shape {allowed}, got {shape}")
+    if shape[0] < min_count:
+        raise ValueError(f"{name} must have shape {allowed} with N >= {min_count}, got {shape}")
+    if x.dtype == torch.uint8:
+        x = to_float(x)
+    elif not x.is_floating_point():
+        raise ValueError(f"{name} must be float pixels in [0, 1] or uint8 pixels 0..255, got dtype {x.dtype}")
+    if values and x.numel():
+        nan = torch.isnan(x)
+        if nan.any():
+            raise ValueError(f"{name} must hold pixel values in [0, 1], got NaN in {int(nan.sum())} pixels")
+        low, high = float(x.min()), float(x.max())
+        if low < 0.0 or high > 1.0:
+            hint = " (0-255 images: pass split.x, or divide by 255)" if high > 1.0 else ""
+            raise ValueError(f"{name} must hold pixel values in [0, 1], got values from {low:g} to {high:g}{hint}")
+    if layout == "flat":
+        return x.reshape(shape[0], INPUT_DIM)
+    if layout == "square":
+        return x.reshape(shape[0], 1, IMAGE_SIZE, IMAGE_SIZE)
+    return x
+
+
+def mean_image(pixels: torch.Tensor, chunk: int = 8192) -> torch.Tensor:
+    """The mean of uint8 or float images (N, ...), as float32 (one image), summed a chunk at a time in float64.
+
+    No float copy of the whole set is made, and every caller gets the same numbers (uint8 sums are exact).
+    """
+    n = pixels.shape[0]
+    if n == 0:
+        raise ValueError("pixels must hold at least 1 image to average")
+    if pixels.dtype == torch.uint8:  # integer sums are exact: the mean is the same in any chunking
+        total = sum(pixels[i:i + chunk].sum(0, dtype=torch.int64) for i in range(0, n, chunk))
+        return (total.double() / (255.0 * n)).float()
+    total = sum(pixels[i:i + chunk].sum(0, dtype=torch.float64) for i in range(0, n, chunk))
+    return (total / n).float()
+
+
+def ink_share(pixels: torch.Tensor, threshold: float = 0.0, chunk: int = 8192) -> torch.Tensor:
+    """For each pixel, the share of the images (N, ...) in which it is above `threshold` (in [0, 1]): float32."""
+    if not isinstance(threshold, (int, float)) or isinstance(threshold, bool) or not 0.0 <= threshold < 1.0:
+        raise ValueError(f"threshold must be a number in [0, 1), got {threshold!r}")
+    n = pixels.shape[0]
+    if n == 0:
+        raise ValueError("pixels must hold at least 1 image")
+    # uint8 pixels are compared as integers: p / 255 > threshold exactly when p > floor(255 * threshold)
+    limit = int(255 * threshold) if pixels.dtype == torch.uint8 else threshold
+    counts = sum((pixels[i:i + chunk] > limit).sum(0) for i in range(0, n, chunk))
+    return (counts.double() / n).float()
 
 
 @dataclass
@@ -70,7 +148,24 @@ class Split:
     @property
     def images(self) -> torch.Tensor:
         """The same pixels as (N, 1, 28, 28) float32, for convolutional models."""
-        return self.x.view(-1, 1, 28, 28)
+        return self.x.view(-1, 1, IMAGE_SIZE, IMAGE_SIZE)
+
+    def mean_image(self) -> torch.Tensor:
+        """The mean image of the split, (784,) float32 in [0, 1]: the course's one computation of it."""
+        return mean_image(self.pixels)
+
+    def ink_share(self, threshold: float = 0.0) -> torch.Tensor:
+        """(784,) float32: for each pixel, the share of the split's images in which it is above `threshold`."""
+        return ink_share(self.pixels, threshold)
+
+    def ink_mask(self, min_share: float = 0.01, threshold: float = 0.0) -> torch.Tensor:
+        """(784,) bool: the pixels inked (above `threshold`) in at least `min_share` of the split's images.
+
+        Weights of pixels almost never inked barely train: masking them keeps a filter's picture honest.
+        """
+        if not isinstance(min_share, (int, float)) or isinstance(min_share, bool) or not 0.0 <= min_share <= 1.0:
+            raise ValueError(f"min_share must be a number in [0, 1], got {min_share!r}")
+        return self.ink_share(threshold) >= min_share
 
     def take(self, index) -> torch.Tensor:
         """The float images of some rows only (an int, a slice or an index tensor), as (n, 784)."""
@@ -93,9 +188,6 @@ def to_pixels(x: torch.Tensor) -> torch.Tensor:
     return (x.detach() * 255).round_().clamp_(0, 255).to(torch.uint8)
 
 
-NOUNS = {"mnist": ("digit", "digits"), "fashion-mnist": ("garment", "garments")}
-
-
 @dataclass
 class DigitData:
     """Train, validation and test splits plus where they came from."""
@@ -113,12 +205,12 @@ class DigitData:
     @property
     def noun(self) -> str:
         """What one image shows, for printed text and titles: "digit" or "garment"."""
-        return NOUNS.get(self.dataset, ("image", "images"))[0]
+        return NOUNS.get(self.dataset, GENERIC_NOUNS)[0]
 
     @property
     def nouns(self) -> str:
         """The plural of `noun`."""
-        return NOUNS.get(self.dataset, ("image", "images"))[1]
+        return NOUNS.get(self.dataset, GENERIC_NOUNS)[1]
 
     @functools.cached_property
     def fingerprint(self) -> str:
@@ -184,7 +276,7 @@ def load_data(dataset: str = "mnist", data_root: str | os.PathLike | None = None
 
 def _load_mnist(root: Path, seed: int, download: bool) -> DigitData:
     raw = root / "MNIST" / "raw"
-    if find_idx_files(raw) is None and download:
+    if find_idx_files(raw, warn=False) is None and download:
         from torchvision.datasets import MNIST
 
         _try_download(MNIST, root)
@@ -208,6 +300,12 @@ def _load_mnist(root: Path, seed: int, download: bool) -> DigitData:
 def _load_fashion(root: Path, seed: int, download: bool) -> DigitData:
     raw = root / "FashionMNIST" / "raw"
     files = find_idx_files(raw)
+    missing = _missing_idx_files(raw)
+    if files is None and len(missing) < len(_all_idx_names()):  # some files there, not all: say so, as for MNIST
+        warnings.warn(
+            f"Fashion-MNIST is incomplete in {raw} (missing {', '.join(missing)}): not using the files there. "
+            f"Put all four Fashion-MNIST files (plain or .gz) into that folder to use them.",
+            UserWarning, stacklevel=3)
     if files is None:
         debian = find_idx_files(DEBIAN_FASHION_MNIST)
         if debian is not None:
@@ -237,8 +335,16 @@ def _fix_in_folder(folder: Path, name: str) -> str:
             f"files ({files}; plain or .gz) into {folder}.")
 
 
-def find_idx_files(folder: str | os.PathLike) -> dict[str, tuple[Path, Path]] | None:
-    """The (images, labels) files of "train" and "test" in `folder`, plain winning over .gz; None if any is absent."""
+def _all_idx_names() -> list[str]:
+    return [name for pair in IDX_FILES.values() for name in pair]
+
+
+def find_idx_files(folder: str | os.PathLike, warn: bool = True) -> dict[str, tuple[Path, Path]] | None:
+    """The (images, labels) files of "train" and "test" in `folder`, plain winning over .gz; None if any is absent.
+
+    Where both a plain and a .gz copy of a file are there and they differ, a warning says which one is used
+    (warn=False: a check of presence only, which compares nothing).
+    """
     folder = Path(folder)
     found = {}
     for part, names in IDX_FILES.items():
@@ -246,6 +352,13 @@ def find_idx_files(folder: str | os.PathLike) -> dict[str, tuple[Path, Path]] | 
         if None in paths:
             return None
         found[part] = paths
+    for path in (p for pair in found.values() for p in pair if warn):
+        gz = path.with_name(path.name + ".gz")
+        if path.suffix != ".gz" and gz.is_file():
+            why = _copies_differ(path, gz)
+            if why:
+                warnings.warn(f"{path} and {gz} differ ({why}): using the plain file {path.name}. "
+                              "Delete the copy that is wrong.", UserWarning, stacklevel=4)
     return found
 
 
@@ -256,8 +369,38 @@ def _idx_path(folder: Path, name: str) -> Path | None:
     return None
 
 
+_COMPARED: dict = {}  # (plain, gz, their sizes and times) -> _copies_differ's answer: compared once a session
+
+
+def _copies_differ(plain: Path, gz: Path) -> str | None:
+    """Why a plain file and a .gz copy hold different bytes (sizes, then contents, streamed); None if they agree."""
+    key = tuple((str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in (plain, gz))
+    if key not in _COMPARED:
+        _COMPARED[key] = _compare_copies(plain, gz)
+    return _COMPARED[key]
+
+
+def _compare_copies(plain: Path, gz: Path) -> str | None:
+    size = plain.stat().st_size
+    try:
+        with gz.open("rb") as raw:  # a gzip file ends with its uncompressed size modulo 2**32
+            raw.seek(-4, os.SEEK_END)
+            promised = struct.unpack("<I", raw.read(4))[0]
+        if promised != size % 2**32:
+            return f"{size:,} bytes against {promised:,} uncompressed"
+        with plain.open("rb") as a, gzip.open(gz, "rb") as b:
+            while True:
+                chunk_a, chunk_b = a.read(READ_CHUNK * 16), b.read(READ_CHUNK * 16)
+                if chunk_a != chunk_b:
+                    return "their contents differ"
+                if not chunk_a:
+                    return None
+    except (OSError, EOFError, zlib.error, struct.error) as error:
+        return f"the .gz copy cannot be read: {error}"
+
+
 def _missing_idx_files(folder: Path) -> list[str]:
-    return [name for pair in IDX_FILES.values() for name in pair if _idx_path(folder, name) is None]
+    return [name for name in _all_idx_names() if _idx_path(folder, name) is None]
 
 
 def read_idx(path: str | os.PathLike, kind: str, fix: str | None = None) -> torch.Tensor:
@@ -409,10 +552,15 @@ def _split_train_val(x: torch.Tensor, y: torch.Tensor, seed: int) -> tuple[Split
 def _from_files(files: dict[str, tuple[Path, Path]], dataset: str, source: str, description: str,
                 classes: list[str], seed: int, fix: str) -> DigitData:
     images, labels = read_idx_pair(*files["train"], fix=fix)
-    train_split, val_split = _split_train_val(images.view(images.shape[0], -1), labels, seed)  # (N, 784) uint8
     n = images.shape[0]
+    if n < MIN_TRAIN_FILE_IMAGES:
+        raise DataFileError(f"{files['train'][0]} holds {n} image(s): too few to split into training and "
+                            f"validation images (at least {MIN_TRAIN_FILE_IMAGES} needed). {fix}")
+    train_split, val_split = _split_train_val(images.view(images.shape[0], -1), labels, seed)  # (N, 784) uint8
     del images
     test_images, test_labels = read_idx_pair(*files["test"], fix=fix)
+    if test_images.shape[0] == 0:
+        raise DataFileError(f"{files['test'][0]} holds no images: the test split would be empty. {fix}")
     note = (f"training file of {n:,} split at random (seed {seed}) into "
             f"{len(train_split):,} train / {len(val_split):,} validation; the official "
             f"{test_images.shape[0]:,}-image test file kept apart")

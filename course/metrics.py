@@ -8,9 +8,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from course.data import DigitData, to_float, to_pixels
-from course.models import EVAL_BATCH_SIZE, INPUT_DIM, IMAGE_SIZE, batched, codes, model_device
-from course.training import NegativeELBO, mean_image
+from course.data import IMAGE_SIZE, INPUT_DIM, DigitData, check_images, mean_image, to_float, to_pixels
+from course.models import EVAL_BATCH_SIZE, batched, codes, model_device
+from course.training import NegativeELBO
 
 # A unit counts as active on an image when its ReLU output is above this.
 ACTIVE_THRESHOLD = 0.0
@@ -183,22 +183,30 @@ def class_template_similarity(weights: torch.Tensor, x: torch.Tensor, y: torch.T
     return (unit(w) @ unit(means).T).abs().max(1).values
 
 
-def nearest_neighbour_mse(x: torch.Tensor, reference: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
+def nearest_neighbour_mse(x: torch.Tensor, reference: torch.Tensor, batch_size: int = 256,
+                          reference_chunk: int = 2500) -> torch.Tensor:
     """For each image of x, the MSE per pixel to its closest image in `reference`: (N,) on the CPU.
 
     A small value means the image lies close to some real image of `reference`: near the data.
+    `reference` may be a whole uint8 split (data.train.pixels): it is converted `reference_chunk` images at
+    a time, so no float copy of it is made (50,000 float images are 157 MB).
     """
     x = to_float(x.detach().cpu()).reshape(x.shape[0], -1)  # uint8 pixels or float images
-    reference = to_float(reference.detach().cpu()).reshape(reference.shape[0], -1)
+    reference = reference.detach().cpu().reshape(reference.shape[0], -1)
     if x.shape[1] != reference.shape[1]:
         raise ValueError(f"x has {x.shape[1]} pixels per image but reference has {reference.shape[1]}")
-    ref_sq = (reference ** 2).sum(1)
-    out = []
-    for start in range(0, x.shape[0], batch_size):
-        q = x[start:start + batch_size]
-        d = (q ** 2).sum(1, keepdim=True) + ref_sq - 2 * q @ reference.T
-        out.append(d.min(1).values.clamp_min(0) / x.shape[1])
-    return torch.cat(out)
+    if reference.shape[0] == 0:
+        raise ValueError("reference must hold at least 1 image")
+    best = torch.full((x.shape[0],), float("inf"))
+    x_sq = (x ** 2).sum(1, keepdim=True)
+    for first in range(0, reference.shape[0], reference_chunk):
+        part = to_float(reference[first:first + reference_chunk]).float()
+        part_sq = (part ** 2).sum(1)
+        for start in range(0, x.shape[0], batch_size):
+            q = x[start:start + batch_size]
+            d = x_sq[start:start + batch_size] + part_sq - 2 * q @ part.T
+            best[start:start + batch_size] = torch.minimum(best[start:start + batch_size], d.min(1).values)
+    return best.clamp_min(0) / x.shape[1]
 
 
 def filter_roughness(weights: torch.Tensor) -> torch.Tensor:
@@ -368,13 +376,8 @@ def probe_frechet_distance(x: torch.Tensor, data: DigitData, reference: torch.Te
 
 
 def _check_images_01(x: torch.Tensor, name: str) -> torch.Tensor:
-    """(N, 784) or (N, 1, 28, 28) images, uint8 or float in [0, 1] without NaN, at least 2 of them."""
-    if x.dim() not in (2, 4) or x[0].numel() != INPUT_DIM or x.shape[0] < 2:
-        raise ValueError(f"{name} must be at least 2 images of shape (N, 784) or (N, 1, 28, 28), got {tuple(x.shape)}")
-    x = to_float(x.detach()).reshape(x.shape[0], INPUT_DIM)
-    if torch.isnan(x).any() or float(x.min()) < 0.0 or float(x.max()) > 1.0:
-        raise ValueError(f"{name} must hold pixel values in [0, 1] (float) or 0..255 (uint8), without NaN")
-    return x
+    """At least 2 images, by the course's image check: (N, 784) float in [0, 1]."""
+    return check_images(x.detach() if isinstance(x, torch.Tensor) else x, name, min_count=2)
 
 
 def gaussian_blur(x: torch.Tensor, sigma: float = 1.0) -> torch.Tensor:

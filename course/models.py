@@ -7,10 +7,7 @@ from typing import Callable, Iterator, Sequence
 import torch
 from torch import nn
 
-from course.data import to_float, to_pixels
-
-IMAGE_SIZE = 28
-INPUT_DIM = IMAGE_SIZE * IMAGE_SIZE
+from course.data import IMAGE_SIZE, INPUT_DIM, check_images, to_float, to_pixels
 # Images per forward pass when a trained model is only evaluated (no gradients): large enough to be
 # fast, small enough that the batch's temporaries stay a few MB (2048 left ~75 MB behind over 50,000 images).
 EVAL_BATCH_SIZE = 512
@@ -78,20 +75,20 @@ def _check_channels(channels: Sequence[int]) -> tuple[int, int, int]:
 
 
 def _check_flat(x: torch.Tensor, input_dim: int) -> torch.Tensor:
-    """Accept (B, input_dim) or (B, 1, 28, 28) images; anything else is a clear error."""
-    if x.dim() == 4 and x.shape[1:] == (1, IMAGE_SIZE, IMAGE_SIZE) and input_dim == INPUT_DIM:
-        return x.reshape(x.shape[0], -1)
-    if x.dim() != 2 or x.shape[1] != input_dim:
-        raise ValueError(f"x must have shape (B, {input_dim}) or (B, 1, 28, 28), got {tuple(x.shape)}")
+    """(B, 784) images for a model's first layer, by the course's image check (shape only: no sync per batch).
+
+    A model built for other inputs (input_dim != 784) takes (B, input_dim) vectors.
+    """
+    if input_dim == INPUT_DIM:
+        return check_images(x, "x", layout="flat", values=False, min_count=0)
+    if not isinstance(x, torch.Tensor) or x.dim() != 2 or x.shape[1] != input_dim:
+        raise ValueError(f"x must have shape (B, {input_dim}), got {tuple(getattr(x, 'shape', ()))}")
     return x
 
 
 def _check_images(x: torch.Tensor) -> torch.Tensor:
-    if x.dim() == 2 and x.shape[1] == INPUT_DIM:
-        return x.view(-1, 1, IMAGE_SIZE, IMAGE_SIZE)
-    if x.dim() != 4 or x.shape[1:] != (1, IMAGE_SIZE, IMAGE_SIZE):
-        raise ValueError(f"x must have shape (B, 1, 28, 28) or (B, 784), got {tuple(x.shape)}")
-    return x
+    """(B, 1, 28, 28) images for a convolutional encoder, by the course's image check (shape only)."""
+    return check_images(x, "x", layout="square", values=False, min_count=0)
 
 
 def _mlp(dims: Sequence[int], last_activation: nn.Module | None) -> nn.Sequential:

@@ -8,7 +8,7 @@ import sys
 import tempfile
 import time
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping, Sequence
 
@@ -52,7 +52,11 @@ def peak_rss_mb() -> float:
 
 @dataclass
 class Setup:
-    """A notebook run: its device, data, seed, smoke switch, start time and memory after the imports."""
+    """A notebook run: its device, data, seed, smoke switch, start time and memory after the imports.
+
+    `notebook` and `output_dir` (given to setup()) tell finish() where the metrics record goes; `lessons`
+    keeps every lesson checked so far, by key, for that record.
+    """
 
     device: torch.device
     data: DigitData
@@ -60,29 +64,103 @@ class Setup:
     smoke: bool
     started: float
     rss_after_imports_mb: float
+    notebook: str | None = None
+    output_dir: str | os.PathLike | None = None
+    lessons: dict = field(default_factory=dict)
 
     @property
     def wall_seconds(self) -> float:
         return time.perf_counter() - self.started
 
-    def check_lesson(self, condition: bool, claim: str) -> bool:
-        """Assert a claim the notebook teaches; in a smoke run only report it.
+    def check_lesson(self, condition: bool, claim: str, key: str | None = None) -> bool:
+        """Assert a claim the notebook teaches; in a smoke run only report it. With `key`, finish() records it.
 
         A full run that breaks a lesson fails loudly rather than teaching something false.
         """
-        if condition:
+        holds = bool(condition)
+        if key is not None:
+            self.lessons[_check_key(key)] = holds
+        if holds:
             print(f"lesson holds: {claim}")
         elif self.smoke:
             print(f"(smoke run, not checked) {claim}")
         else:
             raise AssertionError(f"lesson does not hold on this run: {claim}")
-        return bool(condition)
+        return holds
+
+    def finish(self, lessons: Mapping[str, tuple] | None = None, notebook: str | None = None,
+               output_dir: str | os.PathLike | None = None, **results) -> Path:
+        """The notebook's last call: check its lessons, then write its metrics record with their outcomes.
+
+        `lessons` maps a key to (condition, claim): each is printed as check_lesson prints it, and the
+        record's "lessons" holds every key's outcome (with those check_lesson(..., key=) recorded before).
+        The record is written first, so that a full run whose lesson fails still leaves its numbers;
+        then an AssertionError names every lesson that does not hold (a smoke run only reports them).
+        `results` are the notebook's numbers: tensors, numpy values, dataclasses and paths are made plain.
+        """
+        notebook = notebook or self.notebook
+        if not notebook:
+            raise ValueError("notebook must name the notebook (e.g. \"05_manifold_learning\"): give it here or to setup()")
+        failed = []
+        for key, lesson in (lessons or {}).items():
+            if not isinstance(lesson, (tuple, list)) or len(lesson) != 2 or not isinstance(lesson[1], str):
+                raise ValueError(f"lessons[{key!r}] must be a pair (condition, claim), got {lesson!r}")
+            condition, claim = lesson
+            holds = bool(condition)
+            self.lessons[_check_key(key)] = holds
+            if holds:
+                print(f"lesson holds: {claim}")
+            elif self.smoke:
+                print(f"(smoke run, not checked) {claim}")
+            else:
+                failed.append(claim)
+        if "lessons" in results:
+            raise ValueError("give lessons as lessons={key: (condition, claim)}, not inside the results")
+        path = write_metrics(output_dir if output_dir is not None else self.output_dir, notebook, self,
+                             lessons=dict(self.lessons), **results)
+        held = sum(self.lessons.values())
+        print(f"{held} of {len(self.lessons)} lesson checks hold" + (" (smoke run: not enforced)" if self.smoke else ""))
+        if failed:
+            raise AssertionError("lesson does not hold on this run: " + "; ".join(failed))
+        return path
 
 
-def setup(device: str = "auto", dataset: str = "mnist", data_root: str | None = None, seed: int = 0) -> Setup:
+def _check_key(key) -> str:
+    if not isinstance(key, str) or not key:
+        raise ValueError(f"a lesson's key must be a non-empty str, got {key!r}")
+    return key
+
+
+def plain(value):
+    """A value as JSON can hold it: tensors and numpy values to numbers or lists, dataclasses and mappings to dicts."""
+    import dataclasses
+
+    import numpy as np
+
+    if isinstance(value, torch.Tensor):
+        value = value.detach().cpu()
+        return value.item() if value.dim() == 0 else value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return plain(dataclasses.asdict(value))
+    if isinstance(value, Mapping):
+        return {str(k): plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set)):
+        return [plain(v) for v in value]
+    if isinstance(value, (os.PathLike, torch.device)):
+        return str(value)
+    return value
+
+
+def setup(device: str = "auto", dataset: str = "mnist", data_root: str | None = None, seed: int = 0,
+          notebook: str | None = None, output_dir: str | os.PathLike | None = None) -> Setup:
     """Resolve the device (failing at once if it is absent), seed everything, load and describe the data.
 
     This is where the smoke switch (COURSE_SMOKE=1) is read; everything after gets it from the Setup.
+    `notebook` (e.g. "05_manifold_learning") and `output_dir` are kept for run.finish().
     """
     started = time.perf_counter()
     # torch's optimizers import its compiler (torch._dynamo, about 200 MB with a CUDA build) on first use:
@@ -103,7 +181,7 @@ def setup(device: str = "auto", dataset: str = "mnist", data_root: str | None = 
     print(f"device: {resolved}" + (f" ({torch.cuda.get_device_name(resolved)})" if resolved.type == "cuda" else ""))
     if smoke:
         print("COURSE_SMOKE=1: tiny data and budgets; numbers are not meaningful and lesson checks are skipped.")
-    return Setup(resolved, data, seed, smoke, started, after_imports)
+    return Setup(resolved, data, seed, smoke, started, after_imports, notebook, output_dir)
 
 
 def show_table(rows: Sequence[Mapping] | Mapping[str, Sequence], index: str | None = None,
@@ -154,7 +232,7 @@ def write_metrics(output_dir: str | os.PathLike | None, notebook: str, run: Setu
         "memory": {"rss_after_imports_mb": round(run.rss_after_imports_mb, 1),
                    "rss_peak_mb": round(peak_rss_mb(), 1)},
         "models": model_records(),  # each model's file, key and source: trained, cache or published
-        **results,
+        **plain(results),
     }
     out = Path(output_dir) if output_dir else repo_root() / "runs" / "latest"
     out.mkdir(parents=True, exist_ok=True)
@@ -176,3 +254,18 @@ def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+def require_one_of(name: str, value, allowed, none_ok: bool = False):
+    """A notebook parameter that must be one of `allowed` (or None with none_ok): returned, else a ValueError naming it."""
+    allowed = list(allowed)
+    if value is None and none_ok:
+        return value
+    try:
+        ok = any(value == a and type(value) is not bool for a in allowed)
+    except (TypeError, RuntimeError):  # e.g. a tensor: never a valid parameter value here
+        ok = False
+    if not ok:
+        options = ", ".join(map(repr, allowed)) + (", or None" if none_ok else "")
+        raise ValueError(f"{name} must be one of {options}, got {value!r}")
+    return value

@@ -10,20 +10,30 @@ import torch
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from course.data import to_float
+from course.data import IMAGE_SIZE, INPUT_DIM, check_images, to_float
 from course.training import History
 
 
-def _as_images(x) -> np.ndarray:
-    """(N, 784), (N, 1, 28, 28) or (N, 28, 28) tensors or arrays -> (N, 28, 28) float array; uint8 pixels to [0, 1]."""
+def _as_images(x, name: str = "images") -> np.ndarray:
+    """Images (the course's image check: (N, 784), (N, 1, 28, 28), (N, 28, 28), or one of them) -> (N, 28, 28) floats.
+
+    uint8 pixels become [0, 1]; values are not range-checked (a PCA reconstruction may stray outside [0, 1],
+    and imshow clips). Other square sizes pass too, for filters and kernels (weights of any sign).
+    """
     if isinstance(x, torch.Tensor):
-        x = to_float(x.detach().cpu()).float().numpy()
-    x = np.asarray(x, dtype=np.float32)
-    if x.ndim == 1:
-        x = x[None]
-    side = int(round(math.sqrt(x[0].size)))
-    if side * side != x[0].size:
-        raise ValueError(f"images must be square, got {x[0].size} pixels each")
+        x = x.detach().cpu()
+    shape = tuple(np.shape(x))
+    if len(shape) == 1 or shape == (IMAGE_SIZE, IMAGE_SIZE):  # one image
+        x, shape = x[None], (1, *shape)
+    if shape[1:] == (IMAGE_SIZE, IMAGE_SIZE):  # (N, 28, 28): filters are often shaped so
+        x, shape = x.reshape(shape[0], INPUT_DIM), (shape[0], INPUT_DIM)
+    if shape[1:] in ((INPUT_DIM,), (1, IMAGE_SIZE, IMAGE_SIZE)):
+        images = check_images(x, name, layout="flat", values=False, min_count=0)
+        return images.float().numpy().reshape(-1, IMAGE_SIZE, IMAGE_SIZE)
+    x = np.asarray(to_float(torch.as_tensor(np.asarray(x))).numpy(), dtype=np.float32)
+    side = int(round(math.sqrt(x[0].size))) if x.size else 0
+    if not x.size or side * side != x[0].size:
+        raise ValueError(f"{name} must be square images, got shape {shape}")
     return x.reshape(x.shape[0], side, side)
 
 

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from course.config import resolve_device
-from course.data import DigitData, to_float
+from course.data import DigitData, mean_image as data_mean_image, to_float
 from course.models import EVAL_BATCH_SIZE, batched, reparameterize
 
 # Below this many optimizer steps a model that beats no mean image is untrained, not diverged.
@@ -373,9 +373,8 @@ def fit(model: nn.Module, data: DigitData, epochs: int, lr: float = 1e-3, batch_
 
 
 def mean_image(pixels: torch.Tensor, chunk: int = 8192) -> torch.Tensor:
-    """The mean of uint8 or float images, in chunks: no float copy of the whole training set."""
-    total = sum(to_float(pixels[i:i + chunk]).sum(0, dtype=torch.float64) for i in range(0, pixels.shape[0], chunk))
-    return (total / pixels.shape[0]).float()
+    """The mean of uint8 or float images, in chunks: course.data.mean_image (Split.mean_image), kept here by name."""
+    return data_mean_image(pixels, chunk)
 
 
 def mean_image_mse(image: torch.Tensor, x: torch.Tensor, chunk: int = 8192) -> float:

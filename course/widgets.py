@@ -5,8 +5,10 @@
 # A callback never fails silently: its exception is kept in `.errors` and shown in `.status`.
 from __future__ import annotations
 
+import base64
 import html
 import io
+import numbers
 import traceback
 from typing import Callable, Mapping, Sequence
 
@@ -18,8 +20,9 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from torch import nn
 
+from course.data import GENERIC_NOUNS, IMAGE_SIZE, INPUT_DIM, NOUNS as DATA_NOUNS, check_images
 from course.metrics import mse
-from course.models import IMAGE_SIZE, INPUT_DIM, batched
+from course.models import batched, interpolate
 from course.plotting import reconstruction_rows
 from course.training import CORRUPTIONS, make_corruption
 
@@ -27,25 +30,14 @@ CORRUPTION_LABELS = {"gaussian": "Gaussian", "masking": "masking", "salt-and-pep
 MAX_NOISE_STD = 1.0
 MAX_LATENT_STD = 2.0
 # What one image shows, as the notebooks' `data.noun` says it: used in the picker and the titles.
-NOUNS = ("digit", "garment", "image")
+NOUNS = tuple(singular for singular, _ in DATA_NOUNS.values()) + (GENERIC_NOUNS[0],)
 # The VAE explorer's sliders span +-3 standard deviations of the prior N(0, I): almost all its mass.
 MAX_PRIOR_Z = 3.0
 
 
 def _as_batch(x, name: str = "x") -> torch.Tensor:
-    """(N, 784) or (N, 1, 28, 28) tensor or array -> (N, 784) float32 CPU tensor, N >= 1."""
-    if not isinstance(x, torch.Tensor):
-        try:
-            x = torch.as_tensor(np.asarray(x, dtype=np.float32))
-        except (TypeError, ValueError) as error:
-            raise ValueError(f"{name} must be a tensor or array of images, got {type(x).__name__}") from error
-    shape = tuple(x.shape)
-    if shape[1:] == (1, IMAGE_SIZE, IMAGE_SIZE) and len(shape) == 4:
-        x = x.reshape(shape[0], INPUT_DIM)
-    if x.dim() != 2 or x.shape[1] != INPUT_DIM or x.shape[0] == 0:
-        raise ValueError(f"{name} must have shape (N, {INPUT_DIM}) or (N, 1, {IMAGE_SIZE}, {IMAGE_SIZE}) "
-                         f"with N >= 1, got {shape}")
-    return _check_pixels(x.detach().cpu().float(), name)
+    """(N, 784) or (N, 1, 28, 28) images, tensor or array -> (N, 784) float32 CPU tensor, N >= 1 (the course's check)."""
+    return check_images(x.detach() if isinstance(x, torch.Tensor) else x, name).cpu().float()
 
 
 def _as_image(x, name: str) -> torch.Tensor:
@@ -55,18 +47,7 @@ def _as_image(x, name: str) -> torch.Tensor:
     if x.numel() != INPUT_DIM:
         raise ValueError(f"{name} must be one image of {INPUT_DIM} pixels (784,), (28, 28) or (1, 784), "
                          f"got shape {tuple(x.shape)}")
-    return _check_pixels(x.detach().cpu().float().reshape(1, INPUT_DIM), name)
-
-
-def _check_pixels(x: torch.Tensor, name: str) -> torch.Tensor:
-    """Pixels must be numbers in [0, 1], as the models were trained on (0-255 images would saturate them)."""
-    if torch.isnan(x).any():
-        raise ValueError(f"{name} must hold pixel values in [0, 1], got NaN in {int(torch.isnan(x).sum())} pixels")
-    low, high = float(x.min()), float(x.max())
-    if low < 0.0 or high > 1.0:
-        hint = " (0-255 images: pass split.x, or divide by 255)" if high > 1.0 else ""
-        raise ValueError(f"{name} must hold pixel values in [0, 1], got values from {low:g} to {high:g}{hint}")
-    return x
+    return _as_batch(x.detach().reshape(1, INPUT_DIM), name)
 
 
 def _check_labels(labels, n: int, class_names: Sequence[str] | None = None, of: str = "x") -> np.ndarray | None:
@@ -217,7 +198,21 @@ class _Explorer:
             widget.close()
 
     def _repr_mimebundle_(self, **kwargs):
-        return self.widget._repr_mimebundle_(**kwargs)
+        """The live widget, plus a PNG of what it shows now and a line of text, for any static copy.
+
+        JupyterLab shows the widget; an HTML export, a static site or a viewer without the widget's
+        state falls back to the picture instead of the text `VBox(children=...)`.
+        """
+        data = dict(self.widget._repr_mimebundle_(**kwargs) or {})
+        if self.image.value:
+            data["image/png"] = base64.b64encode(self.image.value).decode("ascii")
+        data["text/plain"] = self._static_text()
+        return data
+
+    def _static_text(self) -> str:
+        """What a plain-text copy shows: the explorer's name and its panels' titles."""
+        titles = [" ".join(ax.get_title().split()) for ax in self._axes.values()]
+        return f"{type(self).__name__} (a live widget; run the notebook to use it): " + "; ".join(titles)
 
 
 class CorruptionExplorer(_Explorer):
@@ -350,10 +345,7 @@ class VAEExplorer(_Explorer):
                              f"got latent_dim={getattr(model, 'latent_dim', None)!r}")
         if not isinstance(n_samples, int) or isinstance(n_samples, bool) or not 1 <= n_samples <= 8:
             raise ValueError(f"n_samples must be an int from 1 to 8, got {n_samples!r}")
-        z = tuple(z) if isinstance(z, (tuple, list)) else z
-        if not isinstance(z, tuple) or len(z) != 2 or not all(
-                isinstance(v, (int, float)) and not isinstance(v, bool) and -MAX_PRIOR_Z <= v <= MAX_PRIOR_Z for v in z):
-            raise ValueError(f"z must be 2 numbers in [-{MAX_PRIOR_Z:g}, {MAX_PRIOR_Z:g}], got {z!r}")
+        z = self._check_z(z)
         self.seed = _check_seed(seed)
         noun = _check_noun(noun)
         self.codes = None if codes is None else self._check_codes(codes)
@@ -379,6 +371,20 @@ class VAEExplorer(_Explorer):
         self.sample_button.on_click(self._on_sample)
 
     @staticmethod
+    def _check_z(z) -> tuple[float, float]:
+        """Two real numbers in [-3, 3]: a tuple, list, array or tensor of 2, Python or numpy numbers alike."""
+        if isinstance(z, torch.Tensor):
+            z = z.detach().cpu().flatten().tolist()
+        elif isinstance(z, np.ndarray):
+            z = z.flatten().tolist()
+        values = tuple(z) if isinstance(z, (tuple, list)) else None
+        if values is None or len(values) != 2 or not all(
+                isinstance(v, numbers.Real) and not isinstance(v, (bool, np.bool_)) and np.isfinite(float(v))
+                and -MAX_PRIOR_Z <= float(v) <= MAX_PRIOR_Z for v in values):
+            raise ValueError(f"z must be 2 numbers in [-{MAX_PRIOR_Z:g}, {MAX_PRIOR_Z:g}], got {z!r}")
+        return float(values[0]), float(values[1])
+
+    @staticmethod
     def _check_codes(codes) -> torch.Tensor:
         codes = torch.as_tensor(codes.detach().cpu() if isinstance(codes, torch.Tensor) else np.asarray(codes),
                                 dtype=torch.float32)
@@ -389,7 +395,11 @@ class VAEExplorer(_Explorer):
     def _setup_map(self) -> None:
         """The codes as dots (drawn once); a + for the sliders' z and x marks for the prior draws (moved later)."""
         ax, z = self.map_ax, self.codes.numpy()
-        colours = None if self.labels is None else [f"C{int(v) % 10}" for v in self.labels]
+        colours = None
+        if self.labels is not None:  # one colour per class: int labels by their index, others (names) in sorted order
+            distinct = list(np.unique(self.labels))
+            colour_of = {v: (int(v) if np.issubdtype(type(v), np.integer) else k) for k, v in enumerate(distinct)}
+            colours = [f"C{colour_of[v] % 10}" for v in self.labels]
         ax.scatter(z[:, 0], z[:, 1], s=1.5, c=colours or "0.6", alpha=0.5, linewidths=0)
         if self.labels is not None:
             for label in np.unique(self.labels):
@@ -447,36 +457,30 @@ def latent_explorer(model: nn.Module, x, labels=None, noise_std: float = 0.5, se
     return LatentExplorer(model, x, labels=labels, noise_std=noise_std, seed=seed, class_names=class_names, noun=noun)
 
 
-def interpolation(model: nn.Module, x_a, x_b, steps: int = 10) -> dict[str, np.ndarray]:
-    """t (steps,), and (steps, 28, 28) images: "code" decodes (1-t) z_a + t z_b, "pixel" is (1-t) x_a + t x_b."""
+def interpolation_figure(model: nn.Module, x_a, x_b, steps: int = 10, axes=None) -> Figure:
+    """Two rows from x_a to x_b: decodings of codes on the line between theirs (models.interpolate) above,
+    pixel-space blends (1 - t) x_a + t x_b below."""
     _check_model("model", model)
     if not isinstance(steps, int) or isinstance(steps, bool) or steps < 2:
         raise ValueError(f"steps must be an int >= 2, got {steps!r}")
     x_a, x_b = _as_image(x_a, "x_a"), _as_image(x_b, "x_b")
-    t = torch.linspace(0.0, 1.0, steps).unsqueeze(1)
 
     def step(m, x_in):
-        z = m.encode(x_in)
-        z_a, z_b = z[:1], z[1:]
-        weights = t.to(z.device, z.dtype).reshape(-1, *([1] * (z.dim() - 1)))
-        return m.decode((1 - weights) * z_a + weights * z_b)
+        z = m.encode(x_in)  # (2, ...) the codes of x_a and x_b
+        line = interpolate(z[0].flatten(), z[1].flatten(), steps)  # (steps, code size)
+        return m.decode(line.reshape(steps, *z.shape[1:]))
 
     code = _run(model, torch.cat([x_a, x_b]), step)
+    t = torch.linspace(0.0, 1.0, steps).unsqueeze(1)
     pixel = (1 - t) * x_a + t * x_b
     side = (steps, IMAGE_SIZE, IMAGE_SIZE)
-    return {"t": t.squeeze(1).numpy(), "code": code.reshape(side).numpy(), "pixel": pixel.reshape(side).numpy()}
-
-
-def interpolation_figure(model: nn.Module, x_a, x_b, steps: int = 10, axes=None) -> Figure:
-    """Two rows from x_a to x_b: decodings of interpolated codes above, pixel-space blends below."""
-    result = interpolation(model, x_a, x_b, steps)
     if axes is None:
         _, axes = plt.subplots(2, steps, figsize=(0.9 * steps, 2.3), squeeze=False)
     axes = np.asarray(axes).reshape(2, -1)
-    fig = reconstruction_rows({"between codes": result["code"], "between pixels": result["pixel"]},
+    fig = reconstruction_rows({"between codes": code.reshape(side).numpy(), "between pixels": pixel.reshape(side).numpy()},
                               n=steps, axes=axes)
-    for ax, t in zip(axes[0], result["t"]):
-        ax.set_title(f"t={t:.2f}", fontsize=8)
+    for ax, value in zip(axes[0], t.squeeze(1).tolist()):
+        ax.set_title(f"t={value:.2f}", fontsize=8)
     return fig
 
 

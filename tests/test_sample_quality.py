@@ -103,9 +103,9 @@ def test_gaussian_blur_keeps_flat_regions_and_softens_edges():
 
 @pytest.mark.parametrize("x, match", [
     (torch.rand(10, 784) * 255, r"x must hold pixel values in \[0, 1\]"),
-    (torch.full((10, 784), float("nan")), "without NaN"),
-    (torch.rand(10, 100), "x must be at least 2 images"),
-    (torch.rand(1, 784), "x must be at least 2 images"),
+    (torch.full((10, 784), float("nan")), "got NaN in 7840 pixels"),
+    (torch.rand(10, 100), r"x must have shape \(N, 784\) or \(N, 1, 28, 28\)"),
+    (torch.rand(1, 784), "with N >= 2"),
 ])
 def test_probe_frechet_distance_names_bad_images(sample, x, match):
     with pytest.raises(ValueError, match=match):
@@ -119,3 +119,61 @@ def test_likeness_controls_and_frechet_distance_name_bad_arguments(sample):
         frechet_distance(torch.zeros(5, 3), torch.zeros(5, 4))
     with pytest.raises(ValueError, match="at least 2 rows"):
         frechet_distance(torch.zeros(1, 3), torch.zeros(5, 3))
+
+
+# --- the chunked nearest-image MSE and the likeness table of 05 and 07 ------------------------------
+
+def test_nearest_neighbour_mse_in_chunks_equals_the_brute_force_answer(sample):
+    x = sample.val.x[:37]
+    reference = sample.train.pixels[:301]  # uint8, converted a chunk at a time
+    brute = ((x[:, None, :] - reference.float()[None] / 255) ** 2).mean(2).min(1).values
+    for chunk in (7, 100, 5000):
+        got = nearest_neighbour_mse(x, reference, batch_size=10, reference_chunk=chunk)
+        assert torch.allclose(got, brute, atol=1e-6)
+
+
+def test_nearest_code_distance_in_units_of_the_spread():
+    from course.likeness import nearest_code_distance
+
+    reference = torch.tensor([[0.0, 0.0], [10.0, 0.0]])
+    z = torch.tensor([[1.0, 0.0], [9.0, 2.0]])
+    assert torch.allclose(nearest_code_distance(z, reference, chunk=1), torch.tensor([1.0, 5 ** 0.5]))
+    assert torch.allclose(nearest_code_distance(z, reference, scale=torch.tensor([1.0, 2.0])),
+                          torch.tensor([1.0, 2 ** 0.5]))
+    with pytest.raises(ValueError, match="scale must be 2 numbers > 0"):
+        nearest_code_distance(z, reference, scale=torch.tensor([1.0, 0.0]))
+
+
+def test_likeness_table_measures_controls_and_decoded_codes(sample, measured):
+    from course.likeness import CODE_DISTANCE, FRECHET, NEAREST_MSE, LikenessTable
+
+    _, distances = measured
+    table = LikenessTable(sample, seed=0, n_nearest=50)
+    names = table.add_controls()
+    assert names == list(distances) and len(table) == 5
+    real = names[0]
+    assert table.frechet(real) == pytest.approx(distances[real], rel=1e-6)
+    assert table.nearest_mse(real) == pytest.approx(
+        float(nearest_neighbour_mse(sample.val.x[:50], sample.train.pixels).median()), rel=1e-6)
+    z = torch.randn(len(sample.val), 3, generator=torch.Generator().manual_seed(0))
+    table.set_reference_codes(z[:100] + 1, scale=torch.ones(3))
+    row = table.measure("decoded codes", sample.val.pixels, z=z)
+    assert set(row) == {FRECHET, NEAREST_MSE, CODE_DISTANCE} and table.code_distance("decoded codes") > 0
+    assert table[real]["kind"] == "control"
+    frame = table.show([real, "decoded codes"], caption="c")
+    assert list(frame.index) == [real, "decoded codes"]
+    record = table.record()
+    assert record["decoded codes"][FRECHET] == round(row[FRECHET], 5)
+    with pytest.raises(KeyError, match="no set named 'nope'"):
+        table.frechet("nope")
+
+
+def test_likeness_table_without_nearest_measures_the_frechet_distance_only(sample):
+    from course.likeness import FRECHET, LikenessTable
+
+    table = LikenessTable(sample, n_nearest=None)
+    assert set(table.measure("real", sample.val.pixels[:100])) == {FRECHET}
+    with pytest.raises(ValueError, match="give the training codes first"):
+        table.measure("codes", sample.val.pixels[:100], z=torch.zeros(100, 2))
+    with pytest.raises(ValueError, match="x must hold pixel values"):
+        table.measure("bad", sample.val.x[:10] * 255)

@@ -10,7 +10,7 @@ import torch
 
 from course.models import (ConvAutoencoder, ConvCodeAutoencoder, ShallowAutoencoder, VariationalAutoencoder,
                            small_autoencoder)
-from course.widgets import (CorruptionExplorer, LatentExplorer, VAEExplorer, corruption_explorer, interpolation,
+from course.widgets import (CorruptionExplorer, LatentExplorer, VAEExplorer, corruption_explorer,
                             interpolation_figure, latent_explorer, vae_explorer)
 
 
@@ -207,19 +207,28 @@ def test_latent_explorer_handles_conv_codes(model, x):
     assert ex.images["x_hat_noisy"].shape == (28, 28)
 
 
-def test_interpolation_rows_run_from_a_to_b(x):
+def test_interpolation_figure_runs_from_a_to_b(x):
     torch.manual_seed(0)
     model = small_autoencoder()
-    result = interpolation(model, x[0], x[1].reshape(28, 28), steps=5)
-    np.testing.assert_allclose(result["t"], [0, 0.25, 0.5, 0.75, 1])
-    np.testing.assert_allclose(result["pixel"][0], x[0].reshape(28, 28).numpy(), atol=1e-6)
-    np.testing.assert_allclose(result["pixel"][-1], x[1].reshape(28, 28).numpy(), atol=1e-6)
+    fig = interpolation_figure(model, x[0], x[1].reshape(28, 28), steps=5)
+    assert len(fig.axes) == 10 and [ax.get_title() for ax in fig.axes[:5]] == [
+        "t=0.00", "t=0.25", "t=0.50", "t=0.75", "t=1.00"]
+    code_row = np.stack([ax.images[0].get_array() for ax in fig.axes[:5]])
+    pixel_row = np.stack([ax.images[0].get_array() for ax in fig.axes[5:]])
+    np.testing.assert_allclose(pixel_row[0], x[0].reshape(28, 28).numpy(), atol=1e-6)
+    np.testing.assert_allclose(pixel_row[-1], x[1].reshape(28, 28).numpy(), atol=1e-6)
     x_hat = model.reconstruct(x[:2]).reshape(2, 28, 28).numpy()
-    np.testing.assert_allclose(result["code"][[0, -1]], x_hat, atol=1e-5)
-    assert interpolation(ConvCodeAutoencoder(), x[0], x[1], steps=3)["code"].shape == (3, 28, 28)
-    fig = interpolation_figure(model, x[0], x[1], steps=5)
-    assert len(fig.axes) == 10 and fig.axes[0].get_title() == "t=0.00"
+    np.testing.assert_allclose(code_row[[0, -1]], x_hat, atol=1e-5)
     plt.close(fig)
+    fig = interpolation_figure(ConvCodeAutoencoder(), x[0], x[1], steps=3)  # a (16, 1, 1) code
+    assert len(fig.axes) == 6
+    plt.close(fig)
+
+
+def test_widgets_has_no_copy_of_models_interpolate():
+    import course.widgets as widgets_module
+
+    assert not hasattr(widgets_module, "interpolation")
 
 
 @pytest.mark.parametrize("call, match", [
@@ -235,8 +244,8 @@ def test_interpolation_rows_run_from_a_to_b(x):
     (lambda m, x: corruption_explorer({"denoising": m}, m, x), "standard_model"),
     (lambda m, x: latent_explorer(m, x, noise_std=2.5), "noise_std"),
     (lambda m, x: latent_explorer(m, x[:, :10]), "x must have shape"),
-    (lambda m, x: interpolation(m, x[0], x[1], steps=1), "steps"),
-    (lambda m, x: interpolation(m, x[:2], x[1]), "x_a"),
+    (lambda m, x: interpolation_figure(m, x[0], x[1], steps=1), "steps"),
+    (lambda m, x: interpolation_figure(m, x[:2], x[1]), "x_a"),
     (lambda m, x: corruption_explorer(m, m, x, noun="digits"), "noun must be one of 'digit', 'garment', 'image'"),
     (lambda m, x: latent_explorer(m, x, noun="Garment"), "noun"),
 ])
@@ -269,12 +278,11 @@ def test_labels_and_picker_use_the_datas_noun(models, x, make):
     lambda m, x, **kw: latent_explorer(m, x, **kw),
 ], ids=["corruption", "latent"])
 @pytest.mark.parametrize("bad, match", [
-    (lambda x: (x * 255).to(torch.uint8), r"x must hold pixel values in \[0, 1\], got values from 0 to 25\d.*divide by 255"),
     (lambda x: x * 255, r"x must hold pixel values in \[0, 1\].*divide by 255"),
     (lambda x: x - 0.5, r"x must hold pixel values in \[0, 1\], got values from -0.4999"),
     (lambda x: x.index_put((torch.tensor([1]), torch.tensor([5])), torch.tensor(float("nan"))),
      r"x must hold pixel values in \[0, 1\], got NaN in 1 pixels"),
-], ids=["uint8", "0-255 float", "negative", "nan"])
+], ids=["0-255 float", "negative", "nan"])
 def test_images_outside_0_1_are_refused_by_name(models, x, make, bad, match):
     with pytest.raises(ValueError, match=match):
         make(models[0], bad(x))
@@ -295,7 +303,7 @@ def test_labels_outside_the_classes_are_refused(models, x, labels, match):
 
 def test_interpolation_refuses_0_255_images(models, x):
     with pytest.raises(ValueError, match=r"x_b must hold pixel values in \[0, 1\]"):
-        interpolation(small_autoencoder(), x[0], x[1] * 255)
+        interpolation_figure(small_autoencoder(), x[0], x[1] * 255)
 
 
 @pytest.fixture
@@ -401,3 +409,80 @@ def test_vae_explorer_leaves_no_figures_open(vae):
 def test_vae_explorer_bad_arguments_name_the_parameter(vae, call, match):
     with pytest.raises(ValueError, match=match):
         call(vae)
+
+
+def test_uint8_pixels_are_read_as_real_images_are(models, x):
+    """The course's one image check: uint8 pixels 0..255 mean x / 255, as in every split's .pixels."""
+    pixels = (x * 255).round().to(torch.uint8)
+    ex = corruption_explorer(*models, pixels)
+    np.testing.assert_allclose(ex.images["x"], pixels[0].reshape(28, 28).numpy() / 255, atol=1e-6)
+
+
+# --- issue 17: numpy numbers for z, names as labels -----------------------------------------------
+
+@pytest.mark.parametrize("z", [(np.float32(0.5), np.float64(-1.0)), np.array([0.5, -1.0]), torch.tensor([0.5, -1.0]),
+                               [np.int64(0), 1]], ids=["numpy-scalars", "array", "tensor", "numpy-int"])
+def test_vae_explorer_takes_z_as_numpy_numbers_arrays_or_tensors(vae, z):
+    ex = vae_explorer(vae, z=z)
+    expected = [float(v) for v in (z.tolist() if hasattr(z, "tolist") else z)]
+    assert [ex.z1_slider.value, ex.z2_slider.value] == pytest.approx(expected)
+    assert ex.errors == []
+
+
+@pytest.mark.parametrize("z", [(True, 0.0), ("0", 0.0), (float("nan"), 0.0), np.zeros(3)])
+def test_vae_explorer_still_refuses_what_is_not_2_numbers(vae, z):
+    with pytest.raises(ValueError, match="z must be 2 numbers"):
+        vae_explorer(vae, z=z)
+
+
+def test_vae_explorer_shows_string_labels_as_their_own_names(vae):
+    codes = torch.randn(6, 2, generator=torch.Generator().manual_seed(0))
+    labels = ["bag", "sandal", "bag", "shirt", "sandal", "bag"]
+    ex = vae_explorer(vae, codes=codes, labels=labels)
+    assert {t.get_text() for t in ex.map_ax.texts} == {"bag", "sandal", "shirt"}
+    colours = ex.map_ax.collections[0].get_facecolors()
+    assert len({tuple(c) for c in colours}) == 3  # one colour per name
+    with pytest.raises(ValueError, match="class indices"):
+        vae_explorer(vae, codes=codes, labels=labels, class_names=FASHION)  # names need no class_names
+
+
+# --- a static picture of every explorer ------------------------------------------------------------
+
+def test_every_explorer_bundles_a_png_of_what_it_shows(models, x, vae):
+    import base64
+
+    for ex in (corruption_explorer(*models, x), latent_explorer(models[0], x), vae_explorer(vae)):
+        bundle = ex._repr_mimebundle_()
+        assert "application/vnd.jupyter.widget-view+json" in bundle
+        assert base64.b64decode(bundle["image/png"]) == ex.image.value
+        assert "VBox(" not in bundle["text/plain"] and type(ex).__name__ in bundle["text/plain"]
+
+
+def test_html_export_of_an_executed_notebook_shows_a_picture_not_vbox(tmp_path, monkeypatch):
+    import os
+    from pathlib import Path
+
+    import course
+
+    nbformat = pytest.importorskip("nbformat")
+    nbclient = pytest.importorskip("nbclient")
+    from nbconvert import HTMLExporter
+
+    root = str(Path(course.__file__).resolve().parent.parent)  # the kernel imports this checkout's course
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([root, os.environ.get("PYTHONPATH", "")]))
+
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(
+        "import torch\n"
+        "from course.models import small_autoencoder\n"
+        "from course.widgets import corruption_explorer\n"
+        "torch.manual_seed(0)\n"
+        "m = small_autoencoder()\n"
+        "corruption_explorer(m, m, torch.rand(3, 784))")]
+    nbclient.NotebookClient(nb, timeout=120, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
+    outputs = nb.cells[0].outputs
+    assert outputs and "image/png" in outputs[0]["data"]
+    nb.metadata.pop("widgets", None)  # what a static copy without the widgets' state holds
+    html, _ = HTMLExporter().from_notebook_node(nb)
+    assert "VBox(" not in html
+    assert "<img" in html and "data:image/png;base64," in html
