@@ -67,8 +67,9 @@ def test_no_star_imports(stem):
 
 @pytest.mark.parametrize("stem", EXPECTED)
 def test_writes_its_metrics(stem):
+    """The record is written by one call (run.finish, or write_metrics), naming the notebook."""
     code = "\n".join(_code(_load(stem)))
-    assert "write_metrics(" in code and f'"{stem}"' in code
+    assert ("run.finish(" in code or "write_metrics(" in code) and f'"{stem}"' in code
 
 
 def test_cuda_request_stops_at_once_without_cuda(tmp_path):
