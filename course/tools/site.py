@@ -149,16 +149,21 @@ def _links(links: dict[str, str]) -> str:
     return " · ".join(f"[{name}]({url})" for name, url in links.items())
 
 
-def run_note(record: dict, summary: dict, links: dict[str, str]) -> str:
-    """The note under a page's title: which data, device and date this record of a run comes from."""
+def data_line(record: dict, summary: dict) -> str:
+    """When, on which data and device one notebook ran, how long it took and how it ended."""
     metrics = record.get("metrics") or {}
     data = f"{metrics.get('dataset', '?')} from {metrics.get('data_source', '?')}"
     if "train_size" in metrics:
         data += f" ({metrics['train_size']:,} training / {metrics.get('test_size', 0):,} test images)"
-    smoke = metrics.get("smoke", summary.get("smoke"))
-    text = (f"**A record of one run, not a live notebook.** Run {record.get('started') or summary.get('started')}; "
-            f"data: {data}; device: {metrics.get('device') or record.get('device')}; wall time "
-            f"{record.get('wall_seconds', 0):.1f} s; status: {record.get('status')}.")
+    return (f"Run {record.get('started') or summary.get('started')}; data: {data}; device: "
+            f"{metrics.get('device') or record.get('device')}; wall time {record.get('wall_seconds', 0):.1f} s; "
+            f"status: {record.get('status')}.")
+
+
+def run_note(record: dict, summary: dict, links: dict[str, str]) -> str:
+    """The note under a page's title: which data, device and date this record of a run comes from."""
+    smoke = (record.get("metrics") or {}).get("smoke", summary.get("smoke"))
+    text = f"**A record of one run, not a live notebook.** {data_line(record, summary)}"
     if smoke:
         text += (" A smoke run (COURSE_SMOKE=1): tiny data and training budgets, so its numbers and figures show "
                  "that the notebook runs, not what the method achieves.")
@@ -252,7 +257,10 @@ def home_page(summary: dict, pages: list[dict], stems: dict[str, str]) -> str:
               "## Results of this run beside the references", "", _run_header(summary), ""]
     for page in pages:
         record = page["record"]
-        lines += [f"### [{record['notebook']}](notebooks/{stems[record['notebook']]}.ipynb): {record['status']}", ""]
+        lines += [f"### [{record['notebook']}](notebooks/{stems[record['notebook']]}.ipynb): {record['status']}", "",
+                  data_line(record, summary), ""]
+        if record.get("error"):
+            lines += [f"**Stopped** at {error_text(record['error'])}", ""]
         if record.get("metrics"):
             lines += results_markdown(record["notebook"], record["metrics"])
         else:
