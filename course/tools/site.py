@@ -235,9 +235,9 @@ def home_page(summary: dict, pages: list[dict], stems: dict[str, str]) -> str:
     """index.md: what the course teaches, the notebooks, how to launch them, the run's results and references."""
     title, intro = _readme()
     lines = [f"# {title}", "", intro, "", ":::{toctree}", ":hidden:", ":maxdepth: 1", ""]
-    lines += [f"notebooks/{stem}" for stem in stems.values()] + [":::", "", "## The notebooks", "",
-                                                                   "| notebook | exercises | time (as the notebook "
-                                                                   "says) | this run | open in |", "|---|---|---|---|---|"]
+    lines += [f"notebooks/{stem}" for stem in stems.values()] + [":::", ""]
+    lines += ["## The notebooks", "", "| notebook | exercises | time (as the notebook says) | this run | open in |",
+              "|---|---|---|---|---|"]
     for page in pages:
         record, nb = page["record"], page["nb"]
         stem = stems[record["notebook"]]
