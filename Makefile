@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 TORCH_PINS := $(shell grep -qs 'torch<=2.14.1' /etc/xdg/pip/constraints.txt && echo 'torch==2.14.1 torchvision==0.29.1' || echo 'torch>=2.2 torchvision>=0.17')
 export MPLBACKEND ?= Agg
 
-.PHONY: install course test test-unit test-notebooks lab bench clean
+.PHONY: install course test test-unit test-notebooks lab bench site clean
 
 install: $(STAMP)
 
@@ -44,5 +44,12 @@ lab: install
 bench: install
 	$(PY) -m course bench
 
+# The course as a website in site/: from RUN_DIR=<a run folder> if given, else from a fresh run of the whole
+# course on the offline default into runs/site-run. Nothing is executed by the site build itself.
+SITE_RUN := runs/site-run
+site: install
+	$(if $(RUN_DIR),,COURSE_OFFLINE=1 $(PY) -m course run --out $(SITE_RUN) --force)
+	$(PY) -m course site $(or $(RUN_DIR),$(SITE_RUN)) --out site
+
 clean:
-	rm -rf .cache runs .pytest_cache
+	rm -rf .cache runs site .pytest_cache

@@ -108,3 +108,33 @@ def mnist_files():
 @pytest.fixture
 def same_weights():
     return state_equal
+
+
+@pytest.fixture(scope="session")
+def smoke_run(tmp_path_factory) -> Path:
+    """The output folder of `course run --smoke` over all seven notebooks (offline data, a cache of its own), once.
+
+    COURSE_TEST_RUN names the folder of an earlier smoke run to reuse instead (say while working on the site).
+    """
+    if os.environ.get("COURSE_TEST_RUN"):
+        return Path(os.environ["COURSE_TEST_RUN"]).resolve()
+    from course.tools.batch import run_course
+
+    tmp = tmp_path_factory.mktemp("smoke-run")
+    with pytest.MonkeyPatch.context() as env:  # the function-scoped course_env does not reach a session fixture
+        env.setenv("COURSE_CACHE", str(tmp / "cache"))
+        env.setenv("COURSE_OFFLINE", "1")
+        env.setenv("MPLBACKEND", "Agg")
+        for name in ("COURSE_SMOKE", "COURSE_DATA", "OMP_NUM_THREADS"):
+            env.delenv(name, raising=False)
+        summary = run_course(out=tmp / "run", device="cpu", smoke=True)
+    assert not summary["failed"] + summary["interrupted"] + summary["skipped"], f"the smoke run did not complete: {summary}"
+    return tmp / "run"
+
+
+@pytest.fixture(scope="session")
+def smoke_site(smoke_run, tmp_path_factory) -> Path:
+    """The site `python -m course site` builds from the smoke run, once."""
+    from course.tools.site import build_site
+
+    return build_site(smoke_run, tmp_path_factory.mktemp("smoke-site") / "site")

@@ -1,5 +1,6 @@
 """Command line: `python -m course run` executes the course notebooks, `report` merges run folders,
-`solutions` writes solved notebooks, `bench` times the trainer, `models export` publishes trained models."""
+`solutions` writes solved notebooks, `site` builds a website of a run, `bench` times the trainer, `models export`
+publishes trained models."""
 from __future__ import annotations
 
 import argparse
@@ -77,6 +78,16 @@ def build_parser() -> argparse.ArgumentParser:
     grading.add_argument("--timeout", type=int, default=600, metavar="S", help="seconds a cell may run when "
                                                                                "autograded (default 600)")
     grading.add_argument("--force", action="store_true", help="write over the course files in a non-empty --out")
+
+    site = commands.add_parser("site", help="build a static website of a run's executed notebooks",
+                               description="Turn the output folder of `python -m course run` into a static site "
+                                           "(Sphinx and myst-nb): a home page with the notebooks, how to launch them "
+                                           "and the run's results beside the references, one page per notebook as "
+                                           "it ran. Nothing is executed; a run of solved notebooks is refused.")
+    site.add_argument("run_dir", metavar="RUN_DIR", help="output folder of `course run` (with summary.json)")
+    site.add_argument("--out", metavar="SITE_DIR", required=True,
+                      help="folder for the site, outside RUN_DIR and the notebooks; a site built there before is "
+                           "replaced whole, any other non-empty folder refused")
 
     bench = commands.add_parser("bench", help="time one epoch: seed-style DataLoader loop vs the course trainer")
     bench.add_argument("--dataset", choices=("mnist", "fashion-mnist"),
@@ -164,6 +175,15 @@ def nbgrader_command(args: argparse.Namespace) -> int:
     return main(args)
 
 
+def site_command(args: argparse.Namespace) -> int:
+    """`site`: build the site; exit 0."""
+    from course.tools.site import build_site
+
+    out = build_site(args.run_dir, args.out)
+    print(f"site: {out}/index.html (serve it with `python -m http.server -d {out}`)")
+    return 0
+
+
 def bench_command(args: argparse.Namespace) -> int:
     """`bench`: print both timings and their ratio."""
     from course.tools.bench import format_result, run_bench
@@ -173,7 +193,7 @@ def bench_command(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"run": run_command, "report": report_command, "solutions": solutions_command, "bench": bench_command,
-            "models": models_command, "nbgrader": nbgrader_command}
+            "site": site_command, "models": models_command, "nbgrader": nbgrader_command}
 
 
 def main(argv: list[str] | None = None) -> int:
