@@ -138,6 +138,14 @@ def filter_measures(filters: torch.Tensor, mask: torch.Tensor, seed: int = 0) ->
             "random_filters_similarity": float(nearest_similarity(random).mean())}
 
 
+def show_filter_table(rows: dict):
+    """The filter measures by width ({hidden_dim: filter_measures(...)}) as a table with readable headings."""
+    names = {"roughness": "roughness", "nearest_neighbour_similarity": "nearest-neighbour similarity",
+             "random_filters_similarity": "the same for random filters"}
+    return show_table([{"hidden units": hidden_dim, **{names[k]: v for k, v in row.items()}}
+                       for hidden_dim, row in rows.items()], index="hidden units", formats="{:.3f}")
+
+
 def relative_cuts(values: Sequence[float]) -> list[float]:
     """The share by which each value is below the one before: [1 - v[i+1] / v[i], ...]."""
     if len(values) < 2 or any(not math.isfinite(v) or v <= 0 for v in values):

@@ -99,3 +99,5 @@ def test_tables_name_their_columns(sample):
     assert ORIGINAL_VALIDATION in table.columns and table.loc[32, ORIGINAL_VALIDATION] != table.loc[32, ORIGINAL_VALIDATION]
     rows = {64: dict.fromkeys(shallow.NOISE_COLUMNS, 0.1)}
     assert list(shallow.show_noise_table(rows).columns) == list(shallow.NOISE_COLUMNS.values())
+    measures = {64: shallow.filter_measures(torch.randn(4, 28, 28), torch.ones(28, 28, dtype=torch.bool))}
+    assert "nearest-neighbour similarity" in shallow.show_filter_table(measures).columns
