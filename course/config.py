@@ -1,6 +1,7 @@
 """Settings shared by the whole course: paths, the smoke switch, seeding and the device."""
 from __future__ import annotations
 
+import math
 import os
 import random
 from pathlib import Path
@@ -135,3 +136,11 @@ def scaled_epochs(epochs: int, train_size: int, batch_size: int = 64, match_step
     target_steps = epochs * -(-SYLLABUS_TRAIN_SIZE // batch_size)
     scaled = max(epochs, -(-target_steps // steps_per_epoch))
     return min(scaled, max_epochs) if max_epochs else scaled
+
+
+def adam_steps(epochs: int, train_size: int, batch_size: int) -> int:
+    """The optimizer steps of `epochs` passes over `train_size` images in batches of `batch_size` (the last one short)."""
+    for name, value in (("epochs", epochs), ("train_size", train_size), ("batch_size", batch_size)):
+        if not isinstance(value, int) or isinstance(value, bool) or value < (0 if name == "epochs" else 1):
+            raise ValueError(f"{name} must be an int >= {0 if name == 'epochs' else 1}, got {value!r}")
+    return epochs * math.ceil(train_size / batch_size)

@@ -141,3 +141,12 @@ def test_an_installed_package_without_a_checkout_keeps_its_files_in_the_current_
     assert config.repo_root() == tmp_path
     assert config.data_root() == tmp_path / "data"
     assert config.cache_dir() == tmp_path / ".cache" / "models"
+
+
+def test_adam_steps_counts_the_short_last_batch():
+    assert config.adam_steps(15, 50_000, 64) == 15 * 782  # the original assignment's 11,730 steps
+    assert config.adam_steps(2, 64, 64) == 2 and config.adam_steps(0, 10, 3) == 0
+    for bad in ({"epochs": -1}, {"train_size": 0}, {"batch_size": 2.5}):
+        args = {"epochs": 1, "train_size": 10, "batch_size": 2, **bad}
+        with pytest.raises(ValueError, match=next(iter(bad))):
+            config.adam_steps(**args)

@@ -1,0 +1,103 @@
+"""course.shallow: notebook 02's noise measures, decoder parts and filter measures."""
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import pytest
+import torch
+
+from course import shallow
+from course.models import Autoencoder, ShallowAutoencoder
+from course.references import ORIGINAL_VALIDATION
+
+
+class _Copy(Autoencoder):
+    """A perfect copying machine: its output is its input."""
+
+    def encode(self, x):
+        return x
+
+    def decode(self, z):
+        return z
+
+
+def _model(hidden_dim: int = 16) -> ShallowAutoencoder:
+    torch.manual_seed(0)
+    return ShallowAutoencoder(hidden_dim)
+
+
+def test_correlation_is_one_for_a_copy_and_minus_one_for_a_negative():
+    a = torch.rand(5, 784)
+    assert torch.allclose(shallow.correlation(a, a), torch.ones(5), atol=1e-5)
+    assert torch.allclose(shallow.correlation(a, 1 - a), -torch.ones(5), atol=1e-5)
+    with pytest.raises(ValueError, match="same shape"):
+        shallow.correlation(a, a[:4])
+
+
+def test_noise_response_tells_a_copying_machine_from_an_autoencoder(sample):
+    noise = torch.rand(20, 784, generator=torch.Generator().manual_seed(0))
+    mean_image = sample.train.mean_image()
+    copy = shallow.noise_response(_Copy(), noise, sample.test.pixels[:50], mean_image)
+    assert set(copy) == set(shallow.NOISE_COLUMNS)
+    assert copy["correlation_with_noise_input"] == pytest.approx(1.0, abs=1e-5)
+    assert copy["mse_to_noise_input"] == pytest.approx(0.0, abs=1e-9)
+    model = shallow.noise_response(_model(), noise, sample.test.pixels[:50], mean_image)
+    assert model["correlation_with_noise_input"] < 0.9 and model["mse_to_noise_input"] > 0.01
+
+
+def test_decoder_parts_add_up_to_the_output():
+    model, x = _model(), torch.rand(3, 784)
+    parts, bias = shallow.decoder_parts(model, x)
+    assert parts.shape == (3, 16, 784) and bias.shape == (784,)
+    assert torch.allclose(torch.sigmoid(bias + parts.sum(1)), model.reconstruct(x), atol=1e-5)
+
+
+def test_parts_needed_grows_with_the_share_and_never_passes_the_active_units():
+    model, x = _model(32), torch.rand(10, 784)
+    active = (model.encode(x) > 0).sum(1)
+    most, half = shallow.parts_needed(model, x, share=1.0), shallow.parts_needed(model, x, share=0.5, chunk=3)
+    assert most.shape == (10,) and bool((most <= active).all()) and bool((half <= most).all())
+    assert bool((half >= 1).all())  # halfway from the bias alone takes at least one part
+    with pytest.raises(ValueError, match="share"):
+        shallow.parts_needed(model, x, share=0.0)
+
+
+def test_parts_figure_shows_the_input_the_parts_and_the_sums():
+    parts = torch.randn(16, 784)
+    fig = shallow.parts_figure(torch.rand(1, 784), parts, {0: torch.rand(784), 2: torch.rand(784), 16: torch.rand(784)})
+    titles = [ax.get_title() for ax in fig.axes]
+    assert "input" in titles and "part 8" in titles and "bias alone" in titles and "all 16: the output" in titles
+    plt.close(fig)
+
+
+def test_nearest_similarity_finds_a_copy():
+    f = torch.randn(3, 28, 28, generator=torch.Generator().manual_seed(1))
+    f[2] = 2 * f[0]
+    similarity = shallow.nearest_similarity(f)
+    assert similarity[0] == pytest.approx(1.0) and similarity[2] == pytest.approx(1.0) and similarity[1] < 0.5
+    with pytest.raises(ValueError, match="at least 2"):
+        shallow.nearest_similarity(f[:1])
+
+
+def test_filter_measures_put_copies_above_the_random_baseline():
+    f = torch.randn(8, 28, 28, generator=torch.Generator().manual_seed(2))
+    mask = torch.ones(28, 28, dtype=torch.bool)
+    unrelated, copies = shallow.filter_measures(f, mask), shallow.filter_measures(torch.cat([f[:4], f[:4]]), mask)
+    assert copies["nearest_neighbour_similarity"] == pytest.approx(1.0)
+    assert unrelated["nearest_neighbour_similarity"] < 0.3 and unrelated["random_filters_similarity"] < 0.3
+    assert unrelated["roughness"] > 0
+
+
+def test_relative_cuts():
+    assert shallow.relative_cuts([4.0, 2.0, 1.5]) == pytest.approx([0.5, 0.25])
+    for bad in ([1.0], [1.0, 0.0], [float("nan"), 1.0]):
+        with pytest.raises(ValueError, match="positive"):
+            shallow.relative_cuts(bad)
+
+
+def test_tables_name_their_columns(sample):
+    table = shallow.show_mse_table({64: 0.01, 32: 0.02}, sample)
+    assert ORIGINAL_VALIDATION in table.columns and table.loc[32, ORIGINAL_VALIDATION] != table.loc[32, ORIGINAL_VALIDATION]
+    rows = {64: dict.fromkeys(shallow.NOISE_COLUMNS, 0.1)}
+    assert list(shallow.show_noise_table(rows).columns) == list(shallow.NOISE_COLUMNS.values())
+    measures = {64: shallow.filter_measures(torch.randn(4, 28, 28), torch.ones(28, 28, dtype=torch.bool))}
+    assert "nearest-neighbour similarity" in shallow.show_filter_table(measures).columns
