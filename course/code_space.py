@@ -60,7 +60,7 @@ def principal_axes(z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return mean, v[:2]
 
 
-def holes_figure(reference: torch.Tensor, sets: Mapping[str, tuple], max_points: int = 400,
+def holes_figure(reference: torch.Tensor, sets: Mapping[str, tuple], max_points: int = 250,
                  confident: float = CONFIDENT, noun: str = "image") -> Figure:
     """Left: codes of `sets` over the reference codes (grey), on the latter's 2 principal axes; right: each
     decoded image's distance to the nearest training code against the probe's confidence.
@@ -70,13 +70,13 @@ def holes_figure(reference: torch.Tensor, sets: Mapping[str, tuple], max_points:
     mean, axes = principal_axes(reference)
     fig, (left, right) = plt.subplots(1, 2, figsize=(12, 5.2))
     ref = ((reference.detach().float().cpu() - mean) @ axes.T)[:5000].numpy()
-    left.scatter(ref[:, 0], ref[:, 1], s=3, color="0.75", alpha=0.5, label=f"test {noun}s' codes")
+    left.scatter(ref[:, 0], ref[:, 1], s=4, color="0.6", alpha=0.5, label=f"test {noun}s' codes")
     markers = ["o", "^", "s", "x", "+", "D", "v"]
     for k, (name, (z, distance, confidence)) in enumerate(sets.items()):
         if not len(z) == len(distance) == len(confidence):
             raise ValueError(f"sets[{name!r}]: z, distance and confidence must hold one entry per code")
         p = ((z.detach().float().cpu()[:max_points] - mean) @ axes.T).numpy()
-        style = dict(s=10, marker=markers[k % len(markers)], color=f"C{k}", alpha=0.7, label=name)
+        style = dict(s=9, marker=markers[k % len(markers)], color=f"C{k}", alpha=0.6, label=name)
         left.scatter(p[:, 0], p[:, 1], **style)
         right.scatter(np.asarray(distance[:max_points]), np.asarray(confidence[:max_points]), **style)
     left.set(xlabel="code axis 1", ylabel="code axis 2", title="where the codes lie (2 of their dimensions)")
@@ -105,7 +105,7 @@ def extremes(distance: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor
 
 
 
-def manifold_lessons(table, names: Mapping[str, object], near_sure: float, far_sure: float) -> dict[str, tuple]:
+def manifold_lessons(table, names: Mapping[str, object]) -> dict[str, tuple]:
     """Notebook 05's lesson checks, {key: (condition, claim)} for run.finish, from its likeness table.
 
     `names` gives the table's row names: real, blur, mean_image, noisy (pixel noise of the first level),
@@ -144,7 +144,19 @@ def manifold_lessons(table, names: Mapping[str, object], near_sure: float, far_s
         "random_codes": (fd(n["random"]) > max(blur, most),
                          "codes drawn at random from the codes' mean and spread decode to images less data-like than "
                          "blurred real images and than the codes with the largest noise level"),
-        "far_codes_unsure": (far_sure < near_sure,
-                             "decoded codes far from every training code are named with confidence less often than "
-                             "codes near them"),
     }
+
+
+def near_far_confident(sets: Mapping[str, tuple], inside: str, quantile: float = 0.9,
+                       confident: float = CONFIDENT) -> tuple[float, float]:
+    """Over all sets (name -> (z, distance, confidence)): the confident share of codes nearer than the `quantile`
+    of the distances of sets[inside] (e.g. real images' codes), and of those farther out."""
+    if inside not in sets:
+        raise ValueError(f"inside must name one of the sets {list(sets)}, got {inside!r}")
+    cutoff = float(torch.as_tensor(sets[inside][1]).float().quantile(quantile))
+    distance = torch.cat([torch.as_tensor(s[1]).flatten() for s in sets.values()])
+    confidence = torch.cat([torch.as_tensor(s[2]).flatten() for s in sets.values()])
+    near, far = distance <= cutoff, distance > cutoff
+    if not far.any():
+        raise ValueError("no code lies beyond the cutoff: nothing to compare")
+    return share_confident(confidence[near], confident), share_confident(confidence[far], confident)

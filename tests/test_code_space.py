@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from course.metrics import probe_classifier
-from course.code_space import (class_partners, extremes, holes_figure, manifold_lessons, principal_axes,
+from course.code_space import (class_partners, extremes, holes_figure, manifold_lessons, near_far_confident, principal_axes,
                                probe_confidence, share_confident)
 
 
@@ -105,16 +105,27 @@ GOOD = {"real": (1, 0.04, 0), "blur": (4, 0.03, 0), "mean": (50, 0.05, 0), "nois
 
 
 def test_manifold_lessons_hold_on_a_run_that_shows_them():
-    lessons = manifold_lessons(_Table(GOOD), NAMES, near_sure=0.9, far_sure=0.5)
+    lessons = manifold_lessons(_Table(GOOD), NAMES)
     assert all(condition for condition, _ in lessons.values())
     assert set(lessons) == {"measure", "blur_wins_nearest_mse", "nearest_mse_misleads", "near_codes", "far_codes",
-                            "pixel_noise_worse", "gaps", "random_codes", "far_codes_unsure"}
+                            "pixel_noise_worse", "gaps", "random_codes"}
 
 
 def test_manifold_lessons_fail_where_the_run_contradicts_them():
     bad = dict(GOOD, other=(2.6, 0.03, 0.8), n3=(30, 0.05, 0.9))  # no gap between classes; the farthest noise not farthest
-    lessons = manifold_lessons(_Table(bad), NAMES, near_sure=0.5, far_sure=0.9)
+    lessons = manifold_lessons(_Table(bad), NAMES)
     failed = {key for key, (condition, _) in lessons.items() if not condition}
-    assert failed == {"gaps", "far_codes", "far_codes_unsure"}
+    assert failed == {"gaps", "far_codes"}
     with pytest.raises(ValueError, match="random"):
-        manifold_lessons(_Table(GOOD), {k: v for k, v in NAMES.items() if k != "random"}, 0.9, 0.5)
+        manifold_lessons(_Table(GOOD), {k: v for k, v in NAMES.items() if k != "random"})
+
+
+def test_near_far_confident_splits_every_set_at_the_inside_sets_quantile():
+    sets = {"real": (None, torch.tensor([0.1, 0.2, 0.3, 0.4]), torch.tensor([0.95, 0.99, 0.97, 0.5])),
+            "far": (None, torch.tensor([5.0, 6.0]), torch.tensor([0.2, 0.95]))}
+    near, far = near_far_confident(sets, inside="real", quantile=1.0)  # cutoff 0.4: the real codes are all near
+    assert near == 0.75 and far == 0.5
+    with pytest.raises(ValueError, match="inside"):
+        near_far_confident(sets, inside="nope")
+    with pytest.raises(ValueError, match="beyond"):
+        near_far_confident({"real": sets["real"]}, inside="real", quantile=1.0)
