@@ -425,3 +425,18 @@ def likeness_controls(data: DigitData, n: int | None = None, seed: int = 0, blur
     del noise, val  # the float sets go before the last one is made
     sets["uniform pixel noise"] = to_pixels(torch.rand(n, INPUT_DIM, generator=generator))
     return sets
+
+
+def pixel_entropy_nats(x: torch.Tensor, batch_size: int = EVAL_BATCH_SIZE) -> float:
+    """The Bernoulli entropy of the images' own pixels, in nats per image: what even a perfect reconstruction costs.
+
+    A VAE's reconstruction term (each pixel a Bernoulli variable) reaches 0 only on black-and-white images;
+    on grey pixels this is its floor, for any model. x: uint8 or float images, converted a batch at a time.
+    """
+    if not isinstance(x, torch.Tensor) or x.dim() == 0 or x.shape[0] == 0:
+        raise ValueError(f"x must be a tensor of at least 1 image, got {type(x).__name__}")
+    total = 0.0
+    for start in range(0, x.shape[0], batch_size):
+        batch = check_images(x[start:start + batch_size], "x")
+        total += float(F.binary_cross_entropy(batch, batch, reduction="sum"))
+    return total / x.shape[0]
