@@ -167,7 +167,7 @@ def _run_checker(exercise: Exercise, answer, credit_reference: bool = False) -> 
     except _Wrong as wrong:
         return FAILED, f"{FAILED} {exercise.name}: {wrong}"
     except Exception as error:  # a crash outside the places the checker expects one: still only a hint
-        return FAILED, f"{FAILED} {exercise.name}: your code raised {_brief(error)}"
+        return FAILED, f"{FAILED} {exercise.name}: your code raised {_brief(error)}{_device_note(error)}"
     return PASSED, f"{PASSED} {exercise.name}: correct: {detail}"
 
 
@@ -204,12 +204,20 @@ def _call(fn, *args, what: str, **kwargs):
     except (NotImplementedError, _Wrong):
         raise
     except Exception as error:
-        raise _Wrong(f"{what} raised {_brief(error)}") from error
+        raise _Wrong(f"{what} raised {_brief(error)}{_device_note(error)}") from error
     for original, copy in zip(args, copies):
         if isinstance(original, torch.Tensor) and not torch.equal(original.detach(), copy.detach()):
             raise _Wrong(f"{what} changed its input tensor in place (x += ..., x.clamp_(), x[...] = ...): "
                          "the caller still needs it, so compute a new tensor (y = x + ...) instead")
     return result
+
+
+def _device_note(error: BaseException) -> str:
+    """A note for an error that comes from mixing devices, else ''."""
+    if "device" not in str(error):
+        return ""
+    return (f" (tensors on different devices: the inputs are on {torch.device('cpu')}; make every new tensor on "
+            "the inputs' device, device=x.device, and draw with the generator you are given)")
 
 
 def _described(value) -> str:
@@ -222,16 +230,54 @@ def _described(value) -> str:
     return f"a {type(value).__name__}" if module == "builtins" else f"a {module}.{type(value).__name__}"
 
 
-def _tensor(value, what: str) -> torch.Tensor:
-    """value itself when it is a tensor; otherwise a hint saying what it was."""
-    if isinstance(value, torch.Tensor):
-        if value.is_floating_point() and value.dtype != torch.float32:
-            # the course's models and data are float32: a float64 or half answer passes nowhere downstream
-            raise _Wrong(f"{what} returned a {str(value.dtype).replace('torch.', '')} tensor; return float32, the "
-                         "dtype of the inputs (a new tensor made without dtype=..., or .double()/.half(), changes it)")
-        return value
-    extra = " (torch.from_numpy converts an array; better, stay in torch)" if type(value).__module__ == "numpy" else ""
-    raise _Wrong(f"{what} returned {_described(value)}; return a torch tensor{extra}")
+def _device_hint(what: str, got: torch.device) -> str | None:
+    """The hint for a tensor on another device than the check's inputs, or None."""
+    expected = torch.device("cpu")
+    if got.type == expected.type and (got.index is None or expected.index is None or got.index == expected.index):
+        return None
+    return (f"{what} returned a tensor on {got}, but its inputs are on {expected}: make every new tensor on the "
+            f"inputs' device (device=x.device, or the *_like functions), and do not move the result")
+
+
+def _plain_tensor(value, what: str) -> torch.Tensor:
+    """value when it is a plain torch tensor on the check's device; otherwise a hint."""
+    if type(value) not in (torch.Tensor, nn.Parameter):
+        if isinstance(value, torch.Tensor):  # a subclass may redefine ==, allclose, ...: compare plain values only
+            raise _Wrong(f"{what} returned a {type(value).__name__}, a subclass of torch.Tensor; return a plain "
+                         "torch tensor")
+        extra = " (torch.from_numpy converts an array; better, stay in torch)" if type(value).__module__ == "numpy" \
+            else ""
+        raise _Wrong(f"{what} returned {_described(value)}; return a torch tensor{extra}")
+    hint = _device_hint(what, value.device)
+    if hint:
+        raise _Wrong(hint)
+    return value
+
+
+def _not_finite_hint(what: str, value: torch.Tensor) -> str | None:
+    """The hint for a tensor holding NaN or infinite entries, or None."""
+    values = value.detach()
+    if not values.is_floating_point() or bool(torch.isfinite(values).all()):
+        return None
+    nan, total = int(torch.isnan(values).sum()), values.numel()
+    if nan:
+        return (f"{what} returned NaN (not a number) in {nan:,} of its {total:,} entries: an undefined step such as "
+                "0 / 0, or the log or square root of a negative number, is somewhere in your computation")
+    return (f"{what} returned infinite values in {total - int(torch.isfinite(values).sum()):,} of its {total:,} "
+            "entries: a division by 0 or the exp of a large number is somewhere in your computation")
+
+
+def _tensor(value, what: str, finite: bool = True) -> torch.Tensor:
+    """value itself when it is a float32 tensor on the check's device (without NaN when finite); else a hint."""
+    value = _plain_tensor(value, what)
+    if value.is_floating_point() and value.dtype != torch.float32:
+        # the course's models and data are float32: a float64 or half answer passes nowhere downstream
+        raise _Wrong(f"{what} returned a {str(value.dtype).replace('torch.', '')} tensor; return float32, the "
+                     "dtype of the inputs (a new tensor made without dtype=..., or .double()/.half(), changes it)")
+    hint = _not_finite_hint(what, value) if finite else None
+    if hint:
+        raise _Wrong(hint)
+    return value
 
 
 def _scalar(value, what: str, how: str) -> torch.Tensor:
@@ -246,13 +292,20 @@ def _scalar(value, what: str, how: str) -> torch.Tensor:
 
 
 def _number(value, what: str) -> float:
-    """A Python number or a one-element tensor, as a float; anything else is a hint."""
+    """A Python number or a one-element tensor, as a plain float; anything else is a hint."""
     if isinstance(value, torch.Tensor) and value.numel() == 1:
-        return float(value.detach())
-    if isinstance(value, numbers.Real) and not isinstance(value, bool):
-        return float(value)
-    kind = f"a tensor of shape {tuple(value.shape)}" if isinstance(value, torch.Tensor) else _described(value)
-    raise _Wrong(f"{what} returned {kind}; return one number (a float)")
+        number = float(_plain_tensor(value, what).detach())
+    elif isinstance(value, numbers.Real) and not isinstance(value, bool):
+        number = float.__float__(float(value))  # a plain float: a subclass's == is never consulted
+    else:
+        kind = f"a tensor of shape {tuple(value.shape)}" if isinstance(value, torch.Tensor) else _described(value)
+        raise _Wrong(f"{what} returned {kind}; return one number (a float)")
+    if math.isnan(number):
+        raise _Wrong(f"{what} returned NaN (not a number): an undefined step such as 0 / 0 is somewhere in your "
+                     "computation")
+    if math.isinf(number):
+        raise _Wrong(f"{what} returned {number}: a division by 0 is somewhere in your computation")
+    return number
 
 
 def _same(a: torch.Tensor, b: torch.Tensor, rtol: float = 1e-4, atol: float = 1e-6) -> bool:
@@ -1220,6 +1273,18 @@ _CONV_CASES = [(28, 3, 1, 0), (26, 2, 2, 0), (13, 3, 1, 0), (11, 2, 2, 0), (5, 3
                (28, 3, 1, 1), (28, 5, 2, 2), (7, 3, 2, 1), (32, 4, 3, 0), (14, 3, 2, 1)]
 
 
+def _plain_int(value, what: str) -> int:
+    """value as a plain int when it is an int (or numpy's); a subclass's == is never consulted, so it is a hint."""
+    if type(value) is int:
+        return value
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool) and type(value).__module__ == "numpy":
+        return int(value)
+    if isinstance(value, int) and not isinstance(value, bool):
+        raise _Wrong(f"{what} gave a {type(value).__name__}, a subclass of int; return a plain Python int")
+    shown = f"{value!r} ({type(value).__name__})" if type(value) in (float, bool, str) else _described(value)
+    raise _Wrong(f"{what} gave {shown}; return a plain Python int (use //, not /)")
+
+
 def _check_conv_output_size(conv_output_size) -> str:
     what = "conv_output_size(28, 3) (stride and padding left at their defaults)"
     try:
@@ -1230,11 +1295,11 @@ def _check_conv_output_size(conv_output_size) -> str:
     values = [_call(conv_output_size, n, k, stride=s, padding=p, what=what)
               for (n, k, s, p), what in zip(_CONV_CASES, calls)]
     for value, what in zip(values, calls):
-        if isinstance(value, float) and not value.is_integer():
+        if type(value) is float and math.isnan(value):
+            raise _Wrong(f"{what} gave NaN (not a number): an undefined step such as 0 / 0 is in your computation")
+        if type(value) is float and not value.is_integer():
             raise _Wrong(f"{what} gave {value}: a size is a whole number; floor the division (use //)")
-    for value, what in zip(values, calls):
-        if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-            raise _Wrong(f"{what} gave {value!r} ({type(value).__name__}); return a Python int (use //, not /)")
+    values = [_plain_int(value, what) for value, what in zip(values, calls)]
     expected = [models.conv_output_size(*case) for case in _CONV_CASES]
     if values == expected:
         return f"floor((size + 2 * padding - kernel) / stride) + 1, as an int, on {len(_CONV_CASES)} layer shapes"
@@ -1384,7 +1449,7 @@ _add(Exercise(
 def _check_reparameterize(reparameterize) -> str:
     def sample(mu: torch.Tensor, logvar: torch.Tensor, seed: int) -> torch.Tensor:
         what = f"reparameterize(mu, logvar, generator) with mu of shape {tuple(mu.shape)}"
-        z = _tensor(_call(reparameterize, mu, logvar, _generator(seed), what=what), what)
+        z = _tensor(_call(reparameterize, mu, logvar, _generator(seed), what=what), what, finite=False)  # NaN: below
         if z.shape != mu.shape:
             raise _Wrong(f"{what} returned shape {tuple(z.shape)}; z has mu's shape: draw eps with mu's shape")
         return z

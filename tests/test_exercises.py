@@ -1247,3 +1247,81 @@ def test_an_answer_of_another_dtype_is_refused_before_the_notebook_uses_it(capsy
     passed, line = verdict(capsys, name, answer)
     assert not passed
     assert f"returned a {dtype} tensor; return float32" in line
+
+
+# Issue 17, misleading hints: NaN, dtype and device named for what they are; plain values compared.
+def _nan_penalty(z, weight):
+    return weight * z.abs().mean() * float("nan")
+
+
+def _nan_pixel_corrupt(x, noise_std, generator):
+    noisy = (x + noise_std * torch.randn(x.shape, generator=generator)).clamp(0, 1)
+    noisy[0, 0] = float("nan")
+    return noisy
+
+
+def _nan_kl(mu, logvar):
+    return -0.5 * (1 + logvar - mu.pow(2) - logvar.sqrt()).sum(1).mean()  # the square root of negative logvars
+
+
+@pytest.mark.parametrize("name, answer", [("03.l1_penalty", _nan_penalty), ("04.gaussian_corrupt", _nan_pixel_corrupt),
+                                          ("07.kl_divergence", _nan_kl),
+                                          ("03.dead_fraction", lambda z: float("nan")),
+                                          ("01.train_step", lambda model, optimizer, x:
+                                           float(solution("01.train_step")(model, optimizer, x)) * math.nan)])
+def test_a_nan_answer_gets_a_hint_that_says_nan(capsys, name, answer):
+    passed, line = verdict(capsys, name, answer)
+    assert not passed and "NaN" in line, line
+    assert "changes sign" not in line and "generator is ignored" not in line
+
+
+def test_a_half_precision_interpolate_gets_the_dtype_hint(capsys):
+    passed, line = verdict(capsys, "05.interpolate", lambda z0, z1, steps: models.interpolate(z0, z1, steps).half())
+    assert not passed and "returned a float16 tensor; return float32" in line and "evenly" not in line
+
+
+@pytest.mark.parametrize("name, answer", [
+    ("03.l1_penalty", lambda z, weight: (weight * z.abs().mean()).to("meta")),
+    ("05.interpolate", lambda z0, z1, steps: models.interpolate(z0, z1, steps).to("meta")),
+    ("03.dead_fraction", lambda z: torch.tensor(0.25, device="meta")),
+])
+def test_an_answer_on_another_device_gets_a_hint_naming_the_device(capsys, name, answer):
+    passed, line = verdict(capsys, name, answer)
+    assert not passed and "on meta" in line and "on cpu" in line, line
+    assert "your code raised" not in line
+
+
+class _AlwaysEqualInt(int):
+    def __eq__(self, other):
+        return True
+
+    __hash__ = int.__hash__
+
+
+class _AlwaysEqualFloat(float):
+    def __eq__(self, other):
+        return True
+
+    __hash__ = float.__hash__
+
+
+class _AlwaysEqualTensor(torch.Tensor):
+    def __eq__(self, other):
+        return True
+
+
+@pytest.mark.parametrize("name, answer", [
+    ("06.conv_output_size", lambda size, kernel, stride=1, padding=0: _AlwaysEqualInt(0)),
+    ("03.dead_fraction", lambda z: _AlwaysEqualFloat(0.0)),
+    ("05.interpolate", lambda z0, z1, steps: torch.zeros(steps, z0.shape[0]).as_subclass(_AlwaysEqualTensor)),
+])
+def test_an_answer_that_claims_equality_is_compared_by_its_plain_value(capsys, name, answer):
+    passed, line = verdict(capsys, name, answer)
+    assert not passed, line
+
+
+def test_a_plain_numpy_integer_size_still_passes(capsys):
+    import numpy as np
+
+    assert verdict(capsys, "06.conv_output_size", lambda size, kernel, stride=1, padding=0:
+                   np.int64(models.conv_output_size(size, kernel, stride, padding)))[0]
