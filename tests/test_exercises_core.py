@@ -3,6 +3,7 @@ for answers of the wrong kind (NaN, another dtype or device, a value that claims
 from __future__ import annotations
 
 import math
+import re
 
 import pytest
 import torch
@@ -291,3 +292,22 @@ def test_a_plain_numpy_integer_size_still_passes(capsys):
 
     assert verdict(capsys, "06.conv_output_size", lambda size, kernel, stride=1, padding=0:
                    np.int64(models.conv_output_size(size, kernel, stride, padding)))[0]
+
+
+# What reads as a formula or as code in a line: an operator, a call, or a dotted name such as torch.randn.
+FORMULA_OR_CODE = re.compile(r"[*/=^+]|\s-\s|\w\(|\b[A-Za-z_]\w*\.[A-Za-z_]")
+
+
+@pytest.mark.parametrize("name", [*EXERCISES, *core.ALIASES])
+def test_the_line_for_an_untouched_stub_holds_no_formula_or_code(capsys, name):
+    # Issue 19: seven of the fourteen "not attempted" lines gave the formula or the code away.
+    passed, line = verdict(capsys, name, stub_for(name))
+    assert not passed and line.startswith(f"○ {name}: not attempted yet. Task: ")
+    task = line.split(" Task: ", 1)[1]
+    assert FORMULA_OR_CODE.search(task) is None, f"{name}: {FORMULA_OR_CODE.search(task).group()!r} in {task!r}"
+
+
+@pytest.mark.parametrize("text", ["z = mu + sigma * eps", "floor((size + 2 * padding - kernel) / stride) + 1",
+                                  "use torch.linalg.svd", "call loss.backward()", "x - mean", "mu^2"])
+def test_the_formula_detector_sees_formulas_and_code(text):
+    assert FORMULA_OR_CODE.search(text)

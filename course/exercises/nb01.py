@@ -81,8 +81,8 @@ def _check_pca_reconstruct(pca_reconstruct) -> str:
 
 _add(Exercise(
     "01.pca_reconstruct", "01_pca_vs_autoencoder",
-    "Rebuild every image from its top-k principal components: centre x on its mean image, project onto the "
-    "k directions of largest variance (torch.linalg.svd), map back to pixels and add the mean.",
+    "Rebuild every image from its k principal components, the k directions along which the centred images vary "
+    "most, and return the reconstructions in pixels, of x's shape.",
     "pca_reconstruct(x, k) -> x_hat: x (N, 784) float, k an int; x_hat (N, 784)",
     10, models.pca_reconstruct, _check_pca_reconstruct))
 
@@ -243,9 +243,9 @@ def _check_train_on_batch(answer) -> str:
 
 _add(Exercise(
     "01.train_on_batch", "01_pca_vs_autoencoder",
-    "Write one optimizer step of a plain autoencoder on a batch x: forward (z, x_hat = model(x)), the MSE per "
-    "pixel between x_hat and x (F.mse_loss), optimizer.zero_grad(), loss.backward(), optimizer.step(), and return "
-    "the loss as a number (course.training.train_step is these same four lines, with the loss as a hook).",
+    "Write one training step of a plain autoencoder on a batch: reconstruct the batch, score the reconstruction "
+    "against the batch itself, move every weight once with the optimizer you are given, and return the batch's loss"
+    " as a number without its graph.",
     "train_on_batch(model, optimizer, x) -> loss: x (B, 784); model(x) -> (z, x_hat); loss a float or a detached "
     "0-d tensor",
     10, train_on_batch, _check_train_on_batch))

@@ -126,8 +126,8 @@ class ShallowAutoencoder(nn.Module):
 
 _add(Exercise(
     "02.ShallowAutoencoder", "02_standard_autoencoder",
-    "Write the 784-hidden_dim-784 autoencoder as an nn.Module: Linear + ReLU to encode, Linear + sigmoid to "
-    "decode, forward returning (z, x_hat).",
+    "Write the autoencoder with one hidden layer of hidden_dim ReLU units as a PyTorch module whose decoder gives "
+    "pixels between 0 and 1 and whose forward returns the code and the reconstruction, in that order.",
     "class ShallowAutoencoder(nn.Module): __init__(self, hidden_dim); encode(x) -> z (B, hidden_dim); "
     "decode(z) -> x_hat (B, 784); forward(x) -> (z, x_hat)",
     15, models.ShallowAutoencoder, _check_shallow_autoencoder, shown=ShallowAutoencoder))
@@ -231,7 +231,7 @@ def _check_encoder_filters(answer) -> str:
 
 _add(Exercise(
     "02.encoder_filters", "02_standard_autoencoder",
-    "Return each hidden unit's 784 input weights (one row of the first encoder layer's weight) as a 28x28 image, "
-    "detached from the model, for any model whose model.encoder[0] is a Linear(784, hidden_dim).",
+    "Return each hidden unit's input weights, one row of the first encoder layer's weight matrix, as a 28 by 28 "
+    "image, detached from the model, for any model whose first encoder layer maps 784 pixels to hidden_dim units.",
     "encoder_filters(model) -> (hidden_dim, 28, 28): model.encoder[0] a Linear(784, hidden_dim)",
     5, encoder_filters, _check_encoder_filters))

@@ -108,8 +108,8 @@ def dead_fraction(z):
 
 _add(Exercise(
     "03.l1_penalty", "03_sparse_autoencoder",
-    "Write the sparsity penalty weight * mean |z|, averaged over the images AND the units, so its size does "
-    "not depend on the batch size or the layer's width.",
+    "Write the L1 sparsity penalty of the codes z, scaled by weight, as one number whose size does not depend on "
+    "the batch size or on the layer's width.",
     "l1_penalty(z, weight) -> a 0-d tensor: z (B, units), weight a float",
     5, training.l1_penalty, _check_l1_penalty))
 

@@ -125,13 +125,13 @@ def gaussian_corrupt(x, noise_std, generator=None):
 _add(Exercise(
     "04.gaussian_corrupt", "04_denoising_autoencoder",
     "Corrupt images with Gaussian noise of standard deviation noise_std on every pixel, drawn with the given "
-    "generator, then clip back to [0, 1].",
+    "generator, then clip the pixels back to their range, 0 to 1.",
     "gaussian_corrupt(x, noise_std, generator) -> x_noisy: x (B, 784) in [0, 1]; x_noisy like x",
     5, training.gaussian_corrupt, _check_gaussian_corrupt, shown=gaussian_corrupt))
 
 _add(Exercise(
     "04.denoising_loss", "04_denoising_autoencoder",
-    "Write the denoising objective: the model reconstructs corrupt(x) and is scored (MSE per pixel) against "
-    "the clean x.",
+    "Write the denoising objective: the model sees a corrupted copy of the batch, made by corrupt, and its "
+    "reconstruction is scored by the mean squared error per pixel against the clean images.",
     "denoising_loss(model, x, corrupt) -> a 0-d tensor: model(x) -> (z, x_hat); corrupt(x) -> noisy x",
     5, training.denoising_loss, _check_denoising_loss, shown=denoising_loss))

@@ -120,8 +120,8 @@ def _check_perturb_code(answer) -> str:
 
 _add(Exercise(
     "05.perturb_code", "05_manifold_learning",
-    "Add Gaussian noise to codes in units of their spread: z + noise_std * code_std * eps, with eps ~ N(0, I) of "
-    "z's shape drawn with the generator.",
+    "Add Gaussian noise drawn with the generator to the codes, one number per image and code dimension, its size "
+    "noise_std in units of each dimension's spread code_std.",
     "perturb_code(z, noise_std, code_std, generator) -> z_noisy: z (B, d); code_std (d,), the per-dimension std "
     "of the training codes; z_noisy (B, d)",
     5, perturb_code, _check_perturb_code))

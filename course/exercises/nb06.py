@@ -48,7 +48,7 @@ def _check_conv_output_size(conv_output_size) -> str:
     values = [_plain_int(value, what) for value, what in zip(values, calls)]
     expected = [models.conv_output_size(*case) for case in _CONV_CASES]
     if values == expected:
-        return f"floor((size + 2 * padding - kernel) / stride) + 1, as an int, on {len(_CONV_CASES)} layer shapes"
+        return f"the output side as an int, on {len(_CONV_CASES)} layer shapes"
     variants = [
         (lambda n, k, s, p: (n + 2 * p - k) // s,
          "you forgot the + 1: a kernel that fits exactly once gives 1 output, "
@@ -174,14 +174,15 @@ class CodeOnlyDecoder(nn.Sequential):
 
 _add(Exercise(
     "06.conv_output_size", "06_convolutional_autoencoder",
-    "Compute the side of a convolution's (or pooling's) output: floor((size + 2 * padding - kernel) / stride) + 1.",
+    "Compute the side of a convolution's (or a pooling layer's) output from the side of its input, its kernel, its "
+    "stride and its padding.",
     "conv_output_size(size, kernel, stride=1, padding=0) -> int",
     5, models.conv_output_size, _check_conv_output_size))
 
 _add(Exercise(
     "06.CodeOnlyDecoder", "06_convolutional_autoencoder",
-    "Write a decoder that grows a (B, 16, 1, 1) code into a (B, 1, 28, 28) image in [0, 1] with transposed "
-    "convolutions, from the code alone (no pooling indices).",
+    "Write a decoder that grows a (B, 16, 1, 1) code into a (B, 1, 28, 28) image with pixels between 0 and 1 with "
+    "transposed convolutions, from the code alone (no pooling indices).",
     "class CodeOnlyDecoder(nn.Module): __init__(self, channels=(8, 16, 16)); forward(z) -> x_hat: "
     "z (B, channels[2], 1, 1), x_hat (B, 1, 28, 28)",
     20, models.CodeOnlyDecoder, _check_code_only_decoder, shown=CodeOnlyDecoder))

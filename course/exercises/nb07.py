@@ -135,14 +135,14 @@ def _check_kl_divergence(kl_divergence) -> str:
 
 _add(Exercise(
     "07.reparameterize", "07_variational_autoencoder",
-    "Draw z = mu + sigma * eps with sigma = exp(logvar / 2) and eps ~ N(0, I) from the generator, so z is random "
-    "yet differentiable in mu and logvar.",
+    "Draw one code per image from the Gaussian with mean mu and log-variance logvar, using the generator, written "
+    "so that the sample stays differentiable in mu and logvar (the reparameterization trick).",
     "reparameterize(mu, logvar, generator) -> z: mu, logvar (B, d); z (B, d)",
     10, models.reparameterize, _check_reparameterize))
 
 _add(Exercise(
     "07.kl_divergence", "07_variational_autoencoder",
-    "Compute KL(N(mu, sigma^2) || N(0, I)) = -0.5 * sum(1 + logvar - mu^2 - exp(logvar)), summed over the code's "
-    "dimensions and averaged over the images.",
+    "Compute the KL divergence of each image's Gaussian (mean mu, log-variance logvar) from the standard normal "
+    "prior in closed form, summed over the code's dimensions and averaged over the images.",
     "kl_divergence(mu, logvar) -> a 0-d tensor: mu, logvar (B, d)",
     10, training.kl_divergence, _check_kl_divergence))
