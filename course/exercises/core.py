@@ -65,15 +65,16 @@ class _Wrong(Exception):
 # Public API
 
 
-def check(name: str, answer, verbose: bool = True, strict: bool = False) -> bool:
+def check(name: str, answer, verbose: bool = True, strict: bool = False, device=None) -> bool:
     """Check a student's answer against the reference; print one line (pass, hint, or not attempted).
 
+    The answer runs on `device`, by default the notebook's (what setup() chose, see set_device).
     strict=True (for graders): a wrong or unattempted answer raises AssertionError whose message is that line.
     The course's own reference (put in place by use()) is never credited: check says so and returns False,
     and strict mode does not raise for it.
     """
     exercise = _exercise(name)
-    status, line = _verdict(exercise, answer)
+    status, line = _verdict(exercise, answer, _resolve(device))
     if strict and status in (FAILED, NOT_ATTEMPTED):
         raise AssertionError(line)
     if verbose:
@@ -81,10 +82,11 @@ def check(name: str, answer, verbose: bool = True, strict: bool = False) -> bool
     return status == PASSED
 
 
-def use(name: str, answer):
-    """The student's answer when it passes its check, else the course's reference; print which, in one line."""
+def use(name: str, answer, device=None):
+    """The student's answer when it passes its check (on `device`, as check), else the course's reference;
+    print which, in one line."""
     exercise = _exercise(name)
-    status, _ = _verdict(exercise, answer)
+    status, _ = _verdict(exercise, answer, _resolve(device))
     if status == PASSED:
         print(f"using your {name} (it passed its check)")
         return answer
@@ -115,6 +117,48 @@ def show_solution(name: str) -> None:
     display(Code(solution_source(name), language="python"))
 
 
+# The device the checks run the answers on: the notebook's, which setup() sets; the CPU until then.
+_DEVICE = torch.device("cpu")
+_CHECKING: list[torch.device] = []  # the device of the check now running (a stack: a check may call another)
+
+
+def set_device(device) -> torch.device:
+    """Run the checks on `device` from now on (setup() calls this with the notebook's device); return it."""
+    global _DEVICE
+    _DEVICE = _resolve(device)
+    return _DEVICE
+
+
+def _resolve(device) -> torch.device:
+    """`device` as a torch.device (None: the notebook's), or a ValueError naming the parameter."""
+    if device is None:
+        return _DEVICE
+    if not isinstance(device, (str, torch.device)):
+        raise ValueError(f"device: {device!r} is not a device; give a torch.device or a name such as 'cpu' or 'cuda'")
+    try:
+        resolved = torch.device(device)
+    except RuntimeError as error:
+        raise ValueError(f"device: {device!r} is not a device name ({error})") from None
+    if resolved.type == "cuda" and resolved.index is None and torch.cuda.is_available():
+        resolved = torch.device("cuda", torch.cuda.current_device())
+    return resolved
+
+
+def _device() -> torch.device:
+    """The device the running check uses."""
+    return _CHECKING[-1] if _CHECKING else _DEVICE
+
+
+@contextlib.contextmanager
+def _on_cpu():
+    """Run the rest of a check on the CPU (the detailed checks of models, once _device_probe ran on the device)."""
+    _CHECKING.append(torch.device("cpu"))
+    try:
+        yield
+    finally:
+        _CHECKING.pop()
+
+
 def _exercise(name: str) -> Exercise:
     if isinstance(name, str) and name in ALIASES:
         return ALIASES[name]
@@ -127,20 +171,21 @@ def _exercise(name: str) -> Exercise:
 # Shared plumbing
 
 # Verdicts of answers already checked, so use() right after check() does not train a model twice.
-_VERDICTS: "weakref.WeakKeyDictionary[object, dict[str, tuple[str, str]]]" = weakref.WeakKeyDictionary()
+_VERDICTS: "weakref.WeakKeyDictionary[object, dict[tuple[str, str], tuple[str, str]]]" = weakref.WeakKeyDictionary()
 
 
-def _verdict(exercise: Exercise, answer) -> tuple[str, str]:
-    """(status, the line to print) for an answer: status is PASSED, FAILED or NOT_ATTEMPTED."""
+def _verdict(exercise: Exercise, answer, device: torch.device) -> tuple[str, str]:
+    """(status, the line to print) for an answer on `device`: status is PASSED, FAILED or NOT_ATTEMPTED."""
+    key = (exercise.name, str(device))
     try:
-        cached = _VERDICTS.get(answer, {}).get(exercise.name)
+        cached = _VERDICTS.get(answer, {}).get(key)
     except TypeError:  # not hashable or not weak-referenceable: check it every time
         cached = None
     if cached is not None:
         return cached
-    result = _run_checker(exercise, answer)
+    result = _run_checker(exercise, answer, device=device)
     with contextlib.suppress(TypeError):
-        _VERDICTS.setdefault(answer, {})[exercise.name] = result
+        _VERDICTS.setdefault(answer, {})[key] = result
     return result
 
 
@@ -149,8 +194,10 @@ def _is_reference(answer) -> bool:
     return any(answer is e.reference for e in EXERCISES.values())
 
 
-def _run_checker(exercise: Exercise, answer, credit_reference: bool = False) -> tuple[str, str]:
-    """(status, line); credit_reference=True checks the course's reference like any answer (for the tests)."""
+def _run_checker(exercise: Exercise, answer, credit_reference: bool = False, device=None) -> tuple[str, str]:
+    """(status, line) on `device` (None: the notebook's); credit_reference=True checks the course's reference like
+    any answer (for the tests)."""
+    device = _resolve(device)
     todo = (NOT_ATTEMPTED, f"{NOT_ATTEMPTED} {exercise.name}: not attempted yet. Task: {exercise.task}")
     if answer is None:
         return todo
@@ -159,7 +206,7 @@ def _run_checker(exercise: Exercise, answer, credit_reference: bool = False) -> 
                            f"(use() put it in place of yours), not your answer; write your own in the exercise "
                            f"cell and run it again. Task: {exercise.task}")
     try:
-        with _quiet_torch():
+        with _quiet_torch(device):
             detail = exercise.checker(answer)
     except NotImplementedError:
         return todo
@@ -171,18 +218,21 @@ def _run_checker(exercise: Exercise, answer, credit_reference: bool = False) -> 
 
 
 @contextlib.contextmanager
-def _quiet_torch():
-    """Seeded, with gradients on and one thread, leaving the notebook's random streams and settings as they were.
+def _quiet_torch(device: torch.device):
+    """On `device`, seeded, with gradients on and one thread, leaving the notebook's random streams (the CPU's and
+    the device's) and settings as they were.
 
     The check's tensors are tiny: one thread avoids the threading overhead (and contention on a shared CPU).
     """
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
+    _CHECKING.append(device)
     try:
-        with torch.random.fork_rng(devices=[]), torch.enable_grad():
+        with torch.random.fork_rng(devices=[device.index] if device.type == "cuda" else []), torch.enable_grad():
             torch.manual_seed(0)
             yield
     finally:
+        _CHECKING.pop()
         torch.set_num_threads(threads)
 
 
@@ -195,9 +245,24 @@ def _brief(error: BaseException) -> str:
     return f"{type(error).__name__}: {message}" if message else type(error).__name__
 
 
+def _on_device(value):
+    """A tensor argument copied to the check's device (gradients still flow back), a generator replaced by one
+    there with the same seed, a module moved there; anything else as it is."""
+    device = _device()
+    if isinstance(value, torch.Tensor):
+        return value.to(device, copy=True)
+    if isinstance(value, torch.Generator) and value.device != device:
+        return torch.Generator(device=device).manual_seed(value.initial_seed())
+    if isinstance(value, nn.Module):
+        return value.to(device)
+    return value
+
+
 def _call(fn, *args, what: str, **kwargs):
-    """fn(*args, **kwargs) on copies of the tensor arguments; a crash or an in-place change becomes a hint."""
-    copies = [a.clone() if isinstance(a, torch.Tensor) else a for a in args]
+    """fn(*args, **kwargs) on the check's device, on copies of the tensor arguments; a crash or an in-place change
+    becomes a hint."""
+    copies = [_on_device(a) for a in args]
+    kwargs = {key: _on_device(value) for key, value in kwargs.items()}
     try:
         result = fn(*copies, **kwargs)
     except (NotImplementedError, _Wrong):
@@ -205,7 +270,7 @@ def _call(fn, *args, what: str, **kwargs):
     except Exception as error:
         raise _Wrong(f"{what} raised {_brief(error)}{_device_note(error)}") from error
     for original, copy in zip(args, copies):
-        if isinstance(original, torch.Tensor) and not torch.equal(original.detach(), copy.detach()):
+        if isinstance(original, torch.Tensor) and not torch.equal(original.detach(), copy.detach().to(original.device)):
             raise _Wrong(f"{what} changed its input tensor in place (x += ..., x.clamp_(), x[...] = ...): "
                          "the caller still needs it, so compute a new tensor (y = x + ...) instead")
     return result
@@ -215,7 +280,7 @@ def _device_note(error: BaseException) -> str:
     """A note for an error that comes from mixing devices, else ''."""
     if "device" not in str(error):
         return ""
-    return (f" (tensors on different devices: the inputs are on {torch.device('cpu')}; make every new tensor on "
+    return (f" (tensors on different devices: the inputs are on {_device()}; make every new tensor on "
             "the inputs' device, device=x.device, and draw with the generator you are given)")
 
 
@@ -231,7 +296,7 @@ def _described(value) -> str:
 
 def _device_hint(what: str, got: torch.device) -> str | None:
     """The hint for a tensor on another device than the check's inputs, or None."""
-    expected = torch.device("cpu")
+    expected = _device()
     if got.type == expected.type and (got.index is None or expected.index is None or got.index == expected.index):
         return None
     return (f"{what} returned a tensor on {got}, but its inputs are on {expected}: make every new tensor on the "
@@ -267,7 +332,8 @@ def _not_finite_hint(what: str, value: torch.Tensor) -> str | None:
 
 
 def _tensor(value, what: str, finite: bool = True) -> torch.Tensor:
-    """value itself when it is a float32 tensor on the check's device (without NaN when finite); else a hint."""
+    """A float32 tensor on the check's device (without NaN when finite), brought to the CPU to be compared with the
+    references (gradients still flow back); anything else is a hint."""
     value = _plain_tensor(value, what)
     if value.is_floating_point() and value.dtype != torch.float32:
         # the course's models and data are float32: a float64 or half answer passes nowhere downstream
@@ -276,7 +342,7 @@ def _tensor(value, what: str, finite: bool = True) -> torch.Tensor:
     hint = _not_finite_hint(what, value) if finite else None
     if hint:
         raise _Wrong(hint)
-    return value
+    return value.cpu()
 
 
 def _scalar(value, what: str, how: str) -> torch.Tensor:
@@ -293,7 +359,7 @@ def _scalar(value, what: str, how: str) -> torch.Tensor:
 def _number(value, what: str) -> float:
     """A Python number or a one-element tensor, as a plain float; anything else is a hint."""
     if isinstance(value, torch.Tensor) and value.numel() == 1:
-        number = float(_plain_tensor(value, what).detach())
+        number = float(_plain_tensor(value, what).detach().cpu())
     elif isinstance(value, numbers.Real) and not isinstance(value, bool):
         number = float.__float__(float(value))  # a plain float: a subclass's == is never consulted
     else:

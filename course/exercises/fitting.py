@@ -5,7 +5,7 @@ import torch
 from torch import nn
 
 from course import models, training
-from course.exercises.core import _Wrong, _brief, _generator, _real
+from course.exercises.core import _Wrong, _brief, _call, _device, _device_hint, _generator, _real
 
 
 def _module_class(answer, name: str) -> type:
@@ -39,6 +39,29 @@ def _probe(fn, *args) -> None:
         raise
     except Exception:
         pass
+
+
+def _device_probe(what: str, fn, *args) -> None:
+    """fn(*args) once on the check's device (tensors, generators and models moved there): an error that mixes
+    devices, or a result on another device, is a hint; any other error is left to the detailed checks after."""
+    args = tuple(arg.to(_device()) if isinstance(arg, nn.Module) else arg for arg in args)
+    if isinstance(fn, nn.Module):
+        fn = fn.to(_device())
+    what = f"{what} on {_device()}"
+    try:
+        out = _call(fn, *args, what=what)
+    except _Wrong as wrong:
+        if wrong.__cause__ is not None and "device" in str(wrong.__cause__):
+            raise
+        return
+    except NotImplementedError:
+        raise
+    except Exception:  # an error the checks on the CPU name better
+        return
+    for value in out if isinstance(out, (tuple, list)) else (out,):
+        hint = _device_hint(what, value.device) if isinstance(value, torch.Tensor) else None
+        if hint:
+            raise _Wrong(hint)
 
 
 def _missing_gradients(model: nn.Module, loss: torch.Tensor) -> list[str]:

@@ -11,7 +11,9 @@ from torch import nn
 
 from course import models
 from course.exercises.core import (
-    Exercise, _Wrong, _add, _alias, _call, _described, _generator, _near, _number, _real, _same, _tensor)
+    Exercise, _Wrong, _add, _alias, _call, _described, _device, _generator, _near, _number, _on_cpu, _real, _same,
+    _tensor)
+from course.exercises.fitting import _device_probe
 
 
 def _low_rank_images(n: int = 120, seed: int = 0) -> torch.Tensor:
@@ -179,6 +181,15 @@ def _step_loss(loss, what: str) -> float:
 
 
 def _check_train_on_batch(answer) -> str:
+    torch.manual_seed(0)
+    model = models.small_autoencoder(latent_dim=4, hidden_dim=16).to(_device())
+    _device_probe("train_on_batch(model, optimizer, x)", answer, model,
+                  torch.optim.SGD(model.parameters(), lr=_STEP_LR), _real(_STEP_BATCH))
+    with _on_cpu():
+        return _check_train_on_batch_on_cpu(answer)
+
+
+def _check_train_on_batch_on_cpu(answer) -> str:
     torch.manual_seed(0)
     model = models.small_autoencoder(latent_dim=4, hidden_dim=16)
     reference = deepcopy(model)

@@ -7,8 +7,9 @@ import torch
 from torch import nn
 
 from course import models, training
-from course.exercises.core import Exercise, _Wrong, _add, _brief, _call, _described, _real, _same, _tensor
-from course.exercises.fitting import _build, _missing_gradients, _module_class, _probe, _training_mse
+from course.exercises.core import Exercise, _Wrong, _add, _brief, _call, _described, _on_cpu, _real, _same, _tensor
+from course.exercises.fitting import (
+    _build, _device_probe, _missing_gradients, _module_class, _probe, _training_mse)
 
 
 # The shallow model's training check: as the course trains (Adam, lr 1e-3, batch 64), a few hundred steps.
@@ -29,6 +30,12 @@ def _linear_layers(model: nn.Module) -> str:
 
 def _check_shallow_autoencoder(answer) -> str:
     cls = _module_class(answer, "ShallowAutoencoder")
+    _device_probe("model(x)", _build(cls, "ShallowAutoencoder(hidden_dim=32)", hidden_dim=32), _real(16))
+    with _on_cpu():
+        return _check_shallow_autoencoder_on_cpu(cls)
+
+
+def _check_shallow_autoencoder_on_cpu(cls: type) -> str:
     h = 32
     model = _build(cls, f"ShallowAutoencoder(hidden_dim={h})", hidden_dim=h)
     x = _real(16)
@@ -172,6 +179,13 @@ def _filters_crash_hint(error: BaseException, units: int) -> str | None:
 
 
 def _check_encoder_filters(answer) -> str:
+    torch.manual_seed(0)
+    _device_probe("encoder_filters(model)", answer, models.ShallowAutoencoder(16))
+    with _on_cpu():
+        return _check_encoder_filters_on_cpu(answer)
+
+
+def _check_encoder_filters_on_cpu(answer) -> str:
     torch.manual_seed(0)
     cases = (("the course's ShallowAutoencoder(hidden_dim=16)", models.ShallowAutoencoder(16)),
              ("a model of another class, model.encoder[0] a Linear(784, 10)", _SigmoidShallow(10)))

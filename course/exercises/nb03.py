@@ -4,7 +4,8 @@ from __future__ import annotations
 import torch
 
 from course import metrics, training
-from course.exercises.core import Exercise, _Wrong, _add, _call, _generator, _near, _number, _real, _same, _scalar
+from course.exercises.core import (
+    Exercise, _Wrong, _add, _call, _generator, _near, _number, _real, _same, _scalar, _tensor)
 
 
 def _real_codes(n: int = 64, units: int = 48, dead: int = 8) -> torch.Tensor:
@@ -47,7 +48,8 @@ def _check_l1_penalty(l1_penalty) -> str:
         raise _Wrong(f"for z of shape {tuple(codes.shape)} and weight {w} your penalty is {value:.6g}, "
                      f"the reference's weight * mean |z| is {reference:.6g}")
     z_grad = z.clone().requires_grad_(True)
-    value = l1_penalty(z_grad, weight)
+    what = f"l1_penalty(z, weight={weight}) with z of shape {tuple(z.shape)}"
+    value = _tensor(_call(l1_penalty, z_grad, weight, what=what), what)
     if not value.requires_grad:
         raise _Wrong("no gradient flows through your penalty to z (torch.no_grad, .detach() or numpy?): "
                      "it must push the codes towards 0 during training")

@@ -7,8 +7,8 @@ import torch
 import torch.nn.functional as F
 
 from course import models, training
-from course.exercises.core import Exercise, _Wrong, _add, _call, _generator, _near, _real, _scalar, _tensor
-from course.exercises.fitting import _missing_gradients
+from course.exercises.core import Exercise, _Wrong, _add, _call, _generator, _near, _on_cpu, _real, _scalar, _tensor
+from course.exercises.fitting import _device_probe, _missing_gradients
 
 
 def _check_gaussian_corrupt(gaussian_corrupt) -> str:
@@ -23,7 +23,7 @@ def _check_gaussian_corrupt(gaussian_corrupt) -> str:
     noisy = corrupt(x, 0.5, seed=0)
     if not torch.equal(corrupt(x, 0.5, seed=0), noisy):
         raise _Wrong("two calls with equally seeded generators gave different noise: the generator is ignored; "
-                     "draw the noise with torch.randn(x.shape, generator=generator)")
+                     "draw the noise with torch.randn(x.shape, generator=generator, device=x.device)")
     if torch.equal(corrupt(x, 0.5, seed=1), noisy):
         raise _Wrong("generators with different seeds gave the same noise: draw it with the generator you are given "
                      "(and do not reseed inside the function)")
@@ -71,6 +71,14 @@ class _SpyCorruption:
 
 
 def _check_denoising_loss(denoising_loss) -> str:
+    torch.manual_seed(0)
+    _device_probe("denoising_loss(model, x, corrupt)", denoising_loss, models.ShallowAutoencoder(16), _real(16),
+                  lambda images: training.gaussian_corrupt(images, 0.3))
+    with _on_cpu():
+        return _check_denoising_loss_on_cpu(denoising_loss)
+
+
+def _check_denoising_loss_on_cpu(denoising_loss) -> str:
     torch.manual_seed(0)
     model = models.ShallowAutoencoder(16)
     for label, x in (("real MNIST digits", _real(16)), ("random images", torch.rand(8, 784, generator=_generator(4)))):

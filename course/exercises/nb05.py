@@ -45,7 +45,8 @@ _add(Exercise(
 
 def perturb_code(z, noise_std, code_std, generator):
     """z plus Gaussian noise of noise_std times the codes' spread in each dimension; (B, d) like z."""
-    eps = torch.randn(z.shape, generator=generator).to(z.device)  # (B, d): one N(0, 1) number per image and dimension
+    # eps (B, d): one N(0, 1) number per image and dimension, drawn where the generator lives, then moved beside z
+    eps = torch.randn(z.shape, generator=generator, device=generator.device).to(z.device)
     return z + noise_std * code_std * eps  # code_std (d,) broadcasts over the images
 
 
@@ -69,7 +70,7 @@ def _check_perturb_code(answer) -> str:
     noisy = perturb(z, 0.5, code_std, seed=0)
     if not torch.equal(perturb(z, 0.5, code_std, seed=0), noisy):
         raise _Wrong("two calls with equally seeded generators gave different noise: the generator is ignored; "
-                     "draw eps with torch.randn(z.shape, generator=generator)")
+                     "draw eps with torch.randn(z.shape, generator=generator, device=z.device)")
     if torch.equal(perturb(z, 0.5, code_std, seed=1), noisy):
         raise _Wrong("generators with different seeds gave the same noise: draw eps with the generator you are given "
                      "(and do not reseed inside the function)")

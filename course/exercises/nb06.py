@@ -10,8 +10,9 @@ import torch
 from torch import nn
 
 from course import models, training
-from course.exercises.core import Exercise, _Wrong, _add, _brief, _call, _described, _generator, _real, _tensor
-from course.exercises.fitting import _build, _leaf_sizes, _missing_gradients, _module_class, _probe, _training_mse
+from course.exercises.core import Exercise, _Wrong, _add, _brief, _call, _described, _generator, _on_cpu, _real, _tensor
+from course.exercises.fitting import (
+    _build, _device_probe, _leaf_sizes, _missing_gradients, _module_class, _probe, _training_mse)
 
 
 # (size, kernel, stride, padding): the course's encoder and pooling, and strided, padded layers.
@@ -79,6 +80,12 @@ def _reference_decoder_training() -> tuple[float, float]:
 
 def _check_code_only_decoder(answer) -> str:
     cls = _module_class(answer, "CodeOnlyDecoder")
+    _device_probe("decoding a (2, 16, 1, 1) code", _build(cls, "CodeOnlyDecoder()"), torch.randn(2, 16, 1, 1))
+    with _on_cpu():
+        return _check_code_only_decoder_on_cpu(cls)
+
+
+def _check_code_only_decoder_on_cpu(cls: type) -> str:
     decoder = _build(cls, "CodeOnlyDecoder(channels=(8, 16, 16))", channels=(8, 16, 16))
     _probe(decoder, torch.randn(2, 16, 1, 1))
     layers = list(decoder.modules())

@@ -24,7 +24,7 @@ def _check_reparameterize(reparameterize) -> str:
                      "and sigma = exp(logvar / 2)")
     if not torch.equal(sample(mu, logvar, seed=0).detach(), z):
         raise _Wrong("two calls with equally seeded generators gave different z: the generator is ignored; "
-                     "draw eps with torch.randn(mu.shape, generator=generator)")
+                     "draw eps with torch.randn(mu.shape, generator=generator, device=mu.device)")
     if torch.equal(sample(mu, logvar, seed=1).detach(), z):
         raise _Wrong("generators with different seeds gave the same z: draw eps with the generator you are given")
     eps = sample(torch.zeros(16, dims), torch.zeros(16, dims), seed=2).detach()  # z = eps when mu = 0, sigma = 1
@@ -122,7 +122,8 @@ def _check_kl_divergence(kl_divergence) -> str:
         raise _Wrong(f"for mu of shape {tuple(m.shape)} your KL is {value:.6g}, the reference's {reference:.6g}: "
                      "-0.5 * (1 + logvar - mu^2 - exp(logvar)), summed over dimensions, averaged over images")
     mu_leaf, logvar_leaf = mu.clone().requires_grad_(True), logvar.clone().requires_grad_(True)
-    value = kl_divergence(mu_leaf, logvar_leaf)
+    what = f"kl_divergence(mu, logvar) with mu of shape {tuple(mu.shape)}"
+    value = _tensor(_call(kl_divergence, mu_leaf, logvar_leaf, what=what), what)
     if not value.requires_grad:
         raise _Wrong("no gradient flows through your KL (torch.no_grad, .detach() or numpy?): it trains the encoder")
     value.backward()
