@@ -94,12 +94,43 @@ class DecoderStuckHalf(nn.Sequential):
         super().__init__(*layers[:-1], nn.ReLU(), layers[-1])
 
 
+# 06.transposed_output_size
+def transposed_no_output_padding(size, kernel, stride=1, padding=0, output_padding=0):
+    return (size - 1) * stride - 2 * padding + kernel
+
+
+def transposed_padding_once(size, kernel, stride=1, padding=0, output_padding=0):
+    return (size - 1) * stride - padding + kernel + output_padding
+
+
+def transposed_n_strides(size, kernel, stride=1, padding=0, output_padding=0):
+    return size * stride - 2 * padding + kernel + output_padding
+
+
+def transposed_padding_added(size, kernel, stride=1, padding=0, output_padding=0):
+    return (size - 1) * stride + 2 * padding + kernel + output_padding
+
+
+def transposed_as_convolution(size, kernel, stride=1, padding=0, output_padding=0):
+    return (size + 2 * padding - kernel) // stride + 1
+
+
+def transposed_no_defaults(size, kernel, stride, padding, output_padding):
+    return (size - 1) * stride - 2 * padding + kernel + output_padding
+
+
 WRONG = [
     ("06.conv_output_size", size_no_plus_one, "forgot the + 1"),
     ("06.conv_output_size", size_padding_once, "both sides"),
     ("06.conv_output_size", size_no_floor, "floor the division"),
     ("06.conv_output_size", size_no_stride, "ignored the stride"),
     ("06.conv_output_size", size_no_defaults, "give stride a default of 1"),
+    ("06.transposed_output_size", transposed_no_output_padding, "output_padding is added"),
+    ("06.transposed_output_size", transposed_padding_once, "twice padding"),
+    ("06.transposed_output_size", transposed_n_strides, "(n - 1) strides after the first"),
+    ("06.transposed_output_size", transposed_padding_added, "subtract it"),
+    ("06.transposed_output_size", transposed_as_convolution, "that is a convolution's size"),
+    ("06.transposed_output_size", transposed_no_defaults, "output_padding defaults of 0"),
     ("06.CodeOnlyDecoder", DecoderWrongSize, "ConvTranspose2d 8x13x13 -> ReLU 8x13x13 -> ConvTranspose2d 1x25x25"),
     ("06.CodeOnlyDecoder", DecoderNoSigmoid, "end the decoder with a sigmoid"),
     ("06.CodeOnlyDecoder", DecoderWithUnpool, "pooling indices"),
@@ -126,6 +157,9 @@ class DecoderLinearFirst(nn.Module):
 
 
 CORRECT = [
+    ("06.transposed_output_size", lambda size, kernel, stride=1, padding=0, output_padding=0:
+        int(nn.ConvTranspose2d(1, 1, kernel, stride, padding, output_padding)(torch.zeros(1, 1, size, size))
+            .shape[-1])),
     ("06.conv_output_size", lambda size, kernel, stride=1, padding=0:
         math.floor((size + 2 * padding - kernel) / stride) + 1),
     ("06.CodeOnlyDecoder", DecoderLinearFirst),

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from course import metrics, models, training
-from course.exercises import EXERCISES, check, core, solution, solution_source, use
+from course.exercises import EXERCISES, check, core, inputs, solution, solution_source, use
 from exercise_helpers import NOTEBOOK_IMPORTS, stub_for, verdict
 
 
@@ -183,7 +183,7 @@ def test_exercise_specs_name_their_notebook_and_reference():
 def test_the_real_inputs_are_mlxtends_digits(sample):
     # The checks' fast reader and course.data's loader see the same 5,000 digits (sums per pixel compared).
     everything = torch.cat([sample.train.x, sample.val.x, sample.test.x])
-    digits = core._digits()
+    digits = inputs._digits()
     assert digits.shape == everything.shape == (5000, 784)
     assert torch.allclose(digits.double().sum(0), everything.double().sum(0), atol=1e-6)
 

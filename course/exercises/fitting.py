@@ -5,7 +5,8 @@ import torch
 from torch import nn
 
 from course import models, training
-from course.exercises.core import _Wrong, _brief, _call, _device, _device_hint, _generator, _real
+from course.exercises.core import _Wrong, _brief, _call, _device, _device_hint
+from course.exercises.inputs import _generator, _real
 
 
 def _module_class(answer, name: str) -> type:

@@ -11,9 +11,9 @@ from torch import nn
 
 from course import models
 from course.exercises.core import (
-    Exercise, _Wrong, _add, _alias, _call, _described, _device, _generator, _near, _number, _on_cpu, _real, _same,
-    _tensor)
+    Exercise, _Wrong, _add, _alias, _call, _described, _device, _near, _number, _on_cpu, _same, _tensor)
 from course.exercises.fitting import _device_probe
+from course.exercises.inputs import _generator, _real
 
 
 def _low_rank_images(n: int = 120, seed: int = 0) -> torch.Tensor:

@@ -7,9 +7,10 @@ import torch
 from torch import nn
 
 from course import models, training
-from course.exercises.core import Exercise, _Wrong, _add, _brief, _call, _described, _on_cpu, _real, _same, _tensor
+from course.exercises.core import Exercise, _Wrong, _add, _brief, _call, _described, _on_cpu, _same, _tensor
 from course.exercises.fitting import (
     _build, _device_probe, _missing_gradients, _module_class, _probe, _training_mse)
+from course.exercises.inputs import _real
 
 
 # The shallow model's training check: as the course trains (Adam, lr 1e-3, batch 64), a few hundred steps.

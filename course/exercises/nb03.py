@@ -4,8 +4,8 @@ from __future__ import annotations
 import torch
 
 from course import metrics, training
-from course.exercises.core import (
-    Exercise, _Wrong, _add, _call, _generator, _near, _number, _real, _same, _scalar, _tensor)
+from course.exercises.core import Exercise, _Wrong, _add, _call, _near, _number, _same, _scalar, _tensor
+from course.exercises.inputs import _generator, _real
 
 
 def _real_codes(n: int = 64, units: int = 48, dead: int = 8) -> torch.Tensor:

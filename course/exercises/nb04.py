@@ -7,8 +7,9 @@ import torch
 import torch.nn.functional as F
 
 from course import models, training
-from course.exercises.core import Exercise, _Wrong, _add, _call, _generator, _near, _on_cpu, _real, _scalar, _tensor
+from course.exercises.core import Exercise, _Wrong, _add, _call, _near, _on_cpu, _scalar, _tensor
 from course.exercises.fitting import _device_probe, _missing_gradients
+from course.exercises.inputs import _generator, _real
 
 
 def _check_gaussian_corrupt(gaussian_corrupt) -> str:

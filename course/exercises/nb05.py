@@ -6,7 +6,8 @@ import math
 import torch
 
 from course import models
-from course.exercises.core import Exercise, _Wrong, _add, _call, _generator, _near, _real, _same, _tensor
+from course.exercises.core import Exercise, _Wrong, _add, _call, _near, _same, _tensor
+from course.exercises.inputs import _generator, _real
 
 
 def _check_interpolate(interpolate) -> str:

@@ -10,9 +10,10 @@ import torch
 from torch import nn
 
 from course import models, training
-from course.exercises.core import Exercise, _Wrong, _add, _brief, _call, _described, _generator, _on_cpu, _real, _tensor
+from course.exercises.core import Exercise, _Wrong, _add, _brief, _call, _described, _on_cpu, _tensor
 from course.exercises.fitting import (
     _build, _device_probe, _leaf_sizes, _missing_gradients, _module_class, _probe, _training_mse)
+from course.exercises.inputs import _generator, _real
 
 
 # (size, kernel, stride, padding): the course's encoder and pooling, and strided, padded layers.
@@ -65,6 +66,55 @@ def _check_conv_output_size(conv_output_size) -> str:
         if values == [rule(*case) for case in _CONV_CASES]:
             raise _Wrong(f"{shown}: {hint}")
     raise _Wrong(f"{shown} = floor(({n} + 2 * {p} - {k}) / {s}) + 1")
+
+
+def transposed_output_size(size, kernel, stride=1, padding=0, output_padding=0):
+    """Side of a transposed convolution's output for a size x size input, as an int."""
+    # the input values are spread stride pixels apart, each paints a kernel-wide stamp, padding trims both borders
+    return (size - 1) * stride - 2 * padding + kernel + output_padding
+
+
+# (size, kernel, stride, padding, output_padding): the code-only decoder's layers and other shapes.
+_TRANSPOSED_CASES = [(1, 3, 1, 0, 0), (3, 3, 2, 0, 0), (7, 3, 2, 1, 1), (14, 3, 2, 1, 1), (7, 4, 2, 1, 0),
+                     (5, 5, 3, 2, 2), (2, 2, 2, 0, 0), (10, 3, 1, 1, 0), (4, 3, 3, 1, 2)]
+
+
+def _transposed_layer_size(size: int, kernel: int, stride: int, padding: int, output_padding: int) -> int:
+    """The side PyTorch's own nn.ConvTranspose2d gives: the ground truth, not a copy of the equation."""
+    layer = nn.ConvTranspose2d(1, 1, kernel, stride=stride, padding=padding, output_padding=output_padding)
+    with torch.no_grad():
+        return int(layer(torch.zeros(1, 1, size, size)).shape[-1])
+
+
+def _check_transposed_output_size(transposed_output_size) -> str:
+    what = "transposed_output_size(7, 3) (stride, padding and output_padding left at their defaults)"
+    try:
+        _call(transposed_output_size, 7, 3, what=what)
+    except _Wrong as wrong:
+        raise _Wrong(f"{wrong}; give stride a default of 1, padding and output_padding defaults of 0") from wrong
+    calls = [f"transposed_output_size({n}, {k}, stride={s}, padding={p}, output_padding={o})"
+             for n, k, s, p, o in _TRANSPOSED_CASES]
+    values = [_plain_int(_call(transposed_output_size, n, k, stride=s, padding=p, output_padding=o, what=what), what)
+              for (n, k, s, p, o), what in zip(_TRANSPOSED_CASES, calls)]
+    expected = [_transposed_layer_size(*case) for case in _TRANSPOSED_CASES]
+    if values == expected:
+        return f"the output side as an int on {len(_TRANSPOSED_CASES)} layer shapes, 7 to 14 among them"
+    variants = [
+        (lambda n, k, s, p, o: (n - 1) * s - 2 * p + k, "output_padding is added to the result (one more row and "
+                                                        "column on one side)"),
+        (lambda n, k, s, p, o: (n - 1) * s - p + k + o, "padding trims both borders: twice padding"),
+        (lambda n, k, s, p, o: n * s - 2 * p + k + o, "the stamps of n inputs start stride pixels apart, so the "
+                                                      "last starts (n - 1) strides after the first"),
+        (lambda n, k, s, p, o: (n - 1) * s + 2 * p + k + o, "padding trims the result: subtract it"),
+        (lambda n, k, s, p, o: (n + 2 * p - k) // s + 1, "that is a convolution's size (it shrinks); a transposed "
+                                                        "convolution grows the input"),
+    ]
+    wrong = next(i for i, (value, right) in enumerate(zip(values, expected)) if value != right)
+    shown = f"{calls[wrong]} gave {values[wrong]}, expected {expected[wrong]}"
+    for rule, hint in variants:
+        if values == [rule(*case) for case in _TRANSPOSED_CASES]:
+            raise _Wrong(f"{shown}: {hint}")
+    raise _Wrong(f"{shown}: look at the size equation above the exercise again")
 
 
 # The code-only decoder's training check: through the course's conv encoder, a short seeded run.
@@ -185,6 +235,13 @@ _add(Exercise(
     "stride and its padding.",
     "conv_output_size(size, kernel, stride=1, padding=0) -> int",
     5, models.conv_output_size, _check_conv_output_size))
+
+_add(Exercise(
+    "06.transposed_output_size", "06_convolutional_autoencoder",
+    "Compute the side of a transposed convolution's output from the side of its input, its kernel, its stride, "
+    "its padding and its output padding.",
+    "transposed_output_size(size, kernel, stride=1, padding=0, output_padding=0) -> int",
+    5, transposed_output_size, _check_transposed_output_size))
 
 _add(Exercise(
     "06.CodeOnlyDecoder", "06_convolutional_autoencoder",

@@ -1,10 +1,13 @@
 """Notebook 07, The variational autoencoder: its exercises, their checks and references."""
 from __future__ import annotations
 
+import math
+
 import torch
 
 from course import models, training
-from course.exercises.core import Exercise, _Wrong, _add, _call, _generator, _near, _real, _same, _scalar, _tensor
+from course.exercises.core import Exercise, _Wrong, _add, _call, _near, _same, _scalar, _tensor
+from course.exercises.inputs import _generator, _real
 
 
 def _check_reparameterize(reparameterize) -> str:
@@ -147,3 +150,76 @@ _add(Exercise(
     "prior in closed form, summed over the code's dimensions and averaged over the images.",
     "kl_divergence(mu, logvar) -> a 0-d tensor: mu, logvar (B, d)",
     10, training.kl_divergence, _check_kl_divergence))
+
+
+def kl_monte_carlo(mu, logvar, generator, n=2000):
+    """A Monte-Carlo estimate of kl_divergence(mu, logvar): log q(z) - log p(z) averaged over n codes per image."""
+    std = torch.exp(0.5 * logvar)
+    # eps (n, B, d): n draws for every image, where the generator lives, then moved beside mu
+    eps = torch.randn((n, *mu.shape), generator=generator, device=generator.device).to(mu.device)
+    z = mu + std * eps  # n codes from q(z | x) for every image
+    log_q = torch.distributions.Normal(mu, std).log_prob(z).sum(dim=-1)  # (n, B): summed over the code's dimensions
+    log_p = torch.distributions.Normal(torch.zeros_like(mu), torch.ones_like(mu)).log_prob(z).sum(dim=-1)
+    return (log_q - log_p).mean()  # over the samples and the images
+
+
+def _kl_spread(mu: torch.Tensor, logvar: torch.Tensor, draws: int = 20_000) -> float:
+    """The standard deviation of one draw's log q(z) - log p(z), averaged over the images: n draws' mean has
+    this spread divided by the square root of n."""
+    eps = torch.randn((draws, *mu.shape), generator=_generator(99))
+    z = mu + torch.exp(0.5 * logvar) * eps
+    per_draw = (-0.5 * (logvar + eps ** 2) + 0.5 * z ** 2).sum(dim=-1).mean(dim=-1)  # (draws,)
+    return float(per_draw.std())
+
+
+def _check_kl_monte_carlo(kl_monte_carlo) -> str:
+    g = _generator(0)
+    # sigma mostly below 1, as a trained encoder gives: a missing log-sigma term shows
+    mu, logvar = torch.randn(6, 4, generator=g), 0.5 * torch.randn(6, 4, generator=g) - 0.7
+
+    def estimate(m: torch.Tensor, lv: torch.Tensor, seed: int, **n) -> float:
+        what = f"kl_monte_carlo(mu, logvar, generator{', n=' + str(n['n']) if n else ''}) with mu of shape " \
+               f"{tuple(m.shape)}"
+        value = _tensor(_call(kl_monte_carlo, m, lv, _generator(seed), what=what, **n), what)
+        if value.shape == (m.shape[0],):
+            raise _Wrong(f"{what} returned one estimate per image, shape {tuple(value.shape)}; return one number, "
+                         "as kl_divergence does: average over the images too")
+        if value.dim() != 0:
+            raise _Wrong(f"{what} returned a tensor of shape {tuple(value.shape)}; return one number (a 0-d tensor)")
+        return float(value.detach())
+
+    value = estimate(mu, logvar, seed=0)
+    if estimate(mu, logvar, seed=0) != value:
+        raise _Wrong("two calls with equally seeded generators gave different estimates: the generator is ignored; "
+                     "draw the codes with it")
+    if estimate(mu, logvar, seed=1) == value:
+        raise _Wrong("generators with different seeds gave the same estimate: nothing is drawn with the generator "
+                     "(the closed form again?); estimate the KL from codes drawn with it")
+    if estimate(mu, logvar, seed=0, n=1) == value:
+        raise _Wrong("your estimate is the same with n = 1 as with n = 2000: draw n codes for every image")
+    closed, spread = float(training.kl_divergence(mu, logvar)), _kl_spread(mu, logvar)
+    tolerance = 5 * spread / math.sqrt(2000)  # five standard errors of a 2,000-draw mean
+    if abs(value - closed) > tolerance:
+        images, dims = mu.shape
+        variants = [(2000 * closed, "you summed over the samples: average them"),
+                    (images * closed, "you summed over the images: average over them, as kl_divergence does"),
+                    (closed / dims, "you averaged over the code's dimensions: sum the log-densities over them"),
+                    (-closed, "your estimate has the wrong sign: it is log q(z) minus log p(z), q the encoder's"),
+                    (closed + 0.5 * float(logvar.sum(dim=1).mean()), "log q(z) lacks its log-sigma term: q's "
+                     "density has sigma in its normalisation, not only in the exponent")]
+        for candidate, hint in variants:
+            if abs(value - candidate) <= tolerance * max(1.0, abs(candidate / closed)):
+                raise _Wrong(f"your estimate is {value:.4g}, the closed form {closed:.4g}: {hint}")
+        raise _Wrong(f"your estimate is {value:.4g} nats, the closed form {closed:.4g}: with 2,000 draws a correct "
+                     f"estimate is within {tolerance:.3f} of it (five standard errors)")
+    return (f"within sampling noise of the closed form ({value:.3f} against {closed:.3f} nats; five standard errors "
+            f"are {tolerance:.3f} with 2,000 draws), drawn with the generator, n draws per image")
+
+
+_add(Exercise(
+    "07.kl_monte_carlo", "07_variational_autoencoder",
+    "Estimate the same KL as kl_divergence by sampling: draw n codes for every image from its Gaussian with the "
+    "generator, and average, over the codes and the images, the log of how much more likely each code is under the "
+    "image's Gaussian than under the prior.",
+    "kl_monte_carlo(mu, logvar, generator, n=2000) -> a 0-d tensor: mu, logvar (B, d)",
+    5, kl_monte_carlo, _check_kl_monte_carlo))
