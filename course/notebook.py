@@ -170,6 +170,9 @@ def setup(device: str = "auto", dataset: str = "mnist", data_root: str | None = 
     _release_large_blocks()
     after_imports = rss_mb()
     resolved = resolve_device(device)
+    from course.exercises.core import set_device
+
+    set_device(resolved)  # the exercises' checks run the student's code where the notebook runs
     smoke = is_smoke()
     set_seed(seed)
     with warnings.catch_warnings(record=True) as caught:  # the offline fallback's note, as a plain line

@@ -1,0 +1,122 @@
+"""Notebook 03, The sparse autoencoder: its exercises, their checks and references."""
+from __future__ import annotations
+
+import torch
+
+from course import metrics, training
+from course.exercises.core import Exercise, _Wrong, _add, _call, _near, _number, _same, _scalar, _tensor
+from course.exercises.inputs import _generator, _real
+
+
+def _real_codes(n: int = 64, units: int = 48, dead: int = 8) -> torch.Tensor:
+    """ReLU codes (n, units) of real MNIST digits through a seeded random layer; the last `dead` units never fire."""
+    g = _generator(3)
+    weight = torch.randn(784, units, generator=g) / 28
+    bias = torch.randn(units, generator=g) * 0.5
+    bias[-dead:] = -100.0
+    return torch.relu(_real(n) @ weight + bias)
+
+
+def _check_l1_penalty(l1_penalty) -> str:
+    z = torch.randn(8, 32, generator=_generator(0))  # signed: a missing abs shows
+    weight = 0.3
+
+    def penalty(z: torch.Tensor, weight: float) -> float:
+        what = f"l1_penalty(z, weight={weight}) with z of shape {tuple(z.shape)}"
+        value = _scalar(_call(l1_penalty, z, weight, what=what), what, "the mean over images and units")
+        return float(value.detach())
+
+    small = penalty(z, weight)
+    if _near(penalty(z.repeat(8, 1), weight), 8 * small, rtol=1e-3) and small != 0:
+        raise _Wrong("your penalty grows with the batch size: you summed over the batch; "
+                     "take the mean over images and units")
+    if _near(penalty(z.repeat(1, 4), weight), 4 * small, rtol=1e-3) and small != 0:
+        raise _Wrong("your penalty grows with the number of units: you summed over the units; "
+                     "take the mean over images and units")
+    doubled = penalty(z, 2 * weight)
+    if _near(doubled, small, rtol=1e-3):
+        raise _Wrong("your penalty does not change with weight: multiply by it (weight * mean |z|)")
+    if not _near(penalty(-z, weight), small, rtol=1e-3) or not _near(penalty(z.abs(), weight), small, rtol=1e-3):
+        raise _Wrong("your penalty changes when z changes sign: take the absolute value |z| (z.abs()); "
+                     "without it negative entries cancel positive ones")
+    for codes, w in ((z, weight), (_real_codes(), 0.01)):
+        value, reference = penalty(codes, w), float(training.l1_penalty(codes, w))
+        if _near(value, reference, rtol=1e-4):
+            continue
+        if _near(value, w * float(codes.pow(2).mean()), rtol=1e-4):
+            raise _Wrong("you squared z: that is an L2 penalty; the L1 penalty uses |z|")
+        raise _Wrong(f"for z of shape {tuple(codes.shape)} and weight {w} your penalty is {value:.6g}, "
+                     f"the reference's weight * mean |z| is {reference:.6g}")
+    z_grad = z.clone().requires_grad_(True)
+    what = f"l1_penalty(z, weight={weight}) with z of shape {tuple(z.shape)}"
+    value = _tensor(_call(l1_penalty, z_grad, weight, what=what), what)
+    if not value.requires_grad:
+        raise _Wrong("no gradient flows through your penalty to z (torch.no_grad, .detach() or numpy?): "
+                     "it must push the codes towards 0 during training")
+    value.backward()
+    expected = weight * z.sign() / z.numel()  # d(weight * mean |z|) / dz
+    if z_grad.grad is None or not _same(z_grad.grad, expected, rtol=1e-3, atol=1e-9):
+        raise _Wrong("the value is right but its gradient is not that of weight * mean |z|: "
+                     "compute it with torch operations (z.abs().mean())")
+    return "weight * mean |z| over images and units: the same for batch sizes 8 and 64 and for wider layers"
+
+
+def _check_dead_fraction(dead_fraction) -> str:
+    # 6 images x 10 units; units 0-1 dead, 2-4 silent on some images, image 5 silent everywhere.
+    pattern = torch.tensor([
+        [0, 0, 1, 0, 1, 1, 1, 1, 1, 1],
+        [0, 0, 0, 1, 1, 1, 1, 1, 1, 1],
+        [0, 0, 1, 1, 0, 1, 1, 1, 1, 1],
+        [0, 0, 1, 1, 1, 1, 1, 1, 1, 1],
+        [0, 0, 1, 0, 1, 1, 1, 1, 1, 1],
+        [0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
+    ], dtype=torch.float32)
+    designed = pattern * torch.rand(6, 10, generator=_generator(0)).add(0.1)
+    random_codes = torch.relu(torch.randn(40, 25, generator=_generator(1)))
+    random_codes[:, ::4] = 0.0  # 7 of 25 units dead
+    cases = (("a designed (6 images, 10 units) code", designed), ("ReLU codes of real MNIST digits", _real_codes()),
+             ("random (40, 25) codes", random_codes))
+    for label, z in cases:
+        what = f"dead_fraction(z) for {label}"
+        value = _number(_call(dead_fraction, z, what=what), what)
+        reference = metrics.dead_fraction(z)
+        if _near(value, reference, rtol=1e-6, atol=1e-6):
+            continue
+        zero = z <= 0
+        variants = [
+            (float(zero.all(dim=0).sum()), "you returned the number of dead units; return the fraction: "
+                                           "divide by the number of units"),
+            (float(zero.float().mean()), "you measured the fraction of zero ENTRIES (image, unit pairs); a unit is "
+                                         "dead only when it is 0 for every image: count units (columns), not entries"),
+            (float(zero.any(dim=0).float().mean()), "you counted units that are 0 on ANY image; a dead unit is 0 on "
+                                                    "EVERY image (.all(dim=0), not .any(dim=0))"),
+            (float(zero.all(dim=1).float().mean()), "you reduced along the wrong axis: z is (images, units); a unit "
+                                                    "is a column, so reduce over dim=0 (the images)"),
+            (1.0 - reference, "you returned the fraction of units that are ALIVE (active on some image); "
+                              "dead_fraction is the fraction that never fire"),
+        ]
+        for candidate, hint in variants:
+            if _near(value, candidate, rtol=1e-6, atol=1e-6):
+                raise _Wrong(hint)
+        raise _Wrong(f"for {label} you return {value:.4g}; the fraction of units that are 0 for every image is "
+                     f"{reference:.4g}")
+    return "the fraction of units that are 0 on every image, for designed, real and random codes"
+
+
+def dead_fraction(z):
+    """The fraction of units (columns of z, (N, units)) that are 0 for every image."""
+    active_somewhere = (z > 0).any(dim=0)  # (units,): True if the unit fires at least once
+    return float((~active_somewhere).float().mean())
+
+_add(Exercise(
+    "03.l1_penalty", "03_sparse_autoencoder",
+    "Write the L1 sparsity penalty of the codes z, scaled by weight, as one number whose size does not depend on "
+    "the batch size or on the layer's width.",
+    "l1_penalty(z, weight) -> a 0-d tensor: z (B, units), weight a float",
+    5, training.l1_penalty, _check_l1_penalty))
+
+_add(Exercise(
+    "03.dead_fraction", "03_sparse_autoencoder",
+    "Measure the fraction of hidden units that are 0 for every image of z (dead units).",
+    "dead_fraction(z) -> float: z (N, units), ReLU codes",
+    5, metrics.dead_fraction, _check_dead_fraction, shown=dead_fraction))

@@ -1,0 +1,94 @@
+"""Notebook 03's exercises: each typical mistake gets its own hint; other correct answers pass."""
+from __future__ import annotations
+
+from exercise_helpers import notebook_tests
+
+
+# 03.l1_penalty
+def l1_sum_over_batch(z, weight):
+    return weight * z.abs().sum(0).mean()
+
+
+def l1_sum_everything(z, weight):
+    return weight * z.abs().sum()
+
+
+def l1_sum_over_units(z, weight):
+    return weight * z.abs().sum(1).mean()
+
+
+def l1_no_abs(z, weight):
+    return weight * z.mean()
+
+
+def l1_no_weight(z, weight):
+    return z.abs().mean()
+
+
+def l1_per_image(z, weight):
+    return weight * z.abs().mean(1)
+
+
+def l1_item(z, weight):
+    return (weight * z.abs().mean()).item()
+
+
+def l1_squared(z, weight):
+    return weight * z.pow(2).mean()
+
+
+# 03.dead_fraction
+def dead_zero_entries(z):
+    return float((z == 0).float().mean())
+
+
+def dead_on_any_image(z):
+    return float((z == 0).any(dim=0).float().mean())
+
+
+def dead_count(z):
+    return int((z == 0).all(dim=0).sum())
+
+
+def dead_transposed(z):
+    return float((z == 0).all(dim=1).float().mean())
+
+
+def dead_alive_fraction(z):
+    return float((z > 0).any(dim=0).float().mean())
+
+
+def dead_no_return(z):
+    float((z == 0).all(dim=0).float().mean())  # computed, never returned
+
+
+
+L1_BATCH_HINT = ("your penalty grows with the batch size: you summed over the batch; "
+                 "take the mean over images and units")
+
+WRONG = [
+    ("03.l1_penalty", l1_sum_over_batch, L1_BATCH_HINT),
+    ("03.l1_penalty", l1_sum_everything, L1_BATCH_HINT),  # the original's flaw: the same hint
+    ("03.l1_penalty", l1_sum_over_units, "grows with the number of units"),
+    ("03.l1_penalty", l1_no_abs, "absolute value"),
+    ("03.l1_penalty", l1_no_weight, "does not change with weight"),
+    ("03.l1_penalty", l1_per_image, "of shape (8,)"),
+    ("03.l1_penalty", l1_item, "returned a Python float"),
+    ("03.l1_penalty", l1_squared, "L2 penalty"),
+    ("03.dead_fraction", dead_zero_entries, "fraction of zero ENTRIES"),
+    ("03.dead_fraction", dead_on_any_image, "0 on ANY image"),
+    ("03.dead_fraction", dead_count, "return the fraction"),
+    ("03.dead_fraction", dead_transposed, "wrong axis"),
+    ("03.dead_fraction", dead_alive_fraction, "ALIVE"),
+    ("03.dead_fraction", dead_no_return, "returned None (a missing return statement?)"),
+]
+
+
+CORRECT = [
+    ("03.l1_penalty", lambda z, weight: weight * z.abs().sum() / z.numel()),
+    ("03.dead_fraction", lambda z: (z.sum(dim=0) == 0).float().mean()),  # a 0-d tensor is fine
+]
+
+(test_a_typical_mistake_fails_with_its_own_hint, test_every_exercise_detects_at_least_two_typical_mistakes,
+ test_different_mistakes_of_one_exercise_get_different_hints, test_a_correct_answer_written_differently_passes,
+ test_strict_mode_raises_the_same_hint_for_a_wrong_answer) = notebook_tests("03", WRONG, CORRECT)
