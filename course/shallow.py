@@ -9,7 +9,8 @@ import torch
 from matplotlib.figure import Figure
 
 from course.data import IMAGE_SIZE, to_float
-from course.metrics import filter_roughness, mse
+from course.findings import Finding, finding
+from course.metrics import filter_roughness
 from course.models import batched, model_device
 from course.notebook import show_table
 from course.plotting import symmetric_scale
@@ -18,8 +19,8 @@ from course.references import ORIGINAL_VALIDATION, SHALLOW_VALIDATION_MSE
 # Column headings of the noise table, by the metrics record's key.
 NOISE_COLUMNS = {"correlation_with_noise_input": "correlation: noise output with its input",
                  "correlation_test_reconstruction": "correlation: test reconstruction with its image",
-                 "mse_to_mean_image": "MSE: noise output to the mean training image",
-                 "mse_to_noise_input": "MSE: noise output to its own input"}
+                 "correlation_with_closest_training_image": "correlation: noise output with its closest training image",
+                 "noise_with_closest_training_image": "the same for the noise itself"}
 
 
 def show_mse_table(test_mse: dict, data):
@@ -38,27 +39,38 @@ def correlation(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return (a * b).sum(dim=1) / (a.norm(dim=1) * b.norm(dim=1)).clamp_min(1e-12)
 
 
-def noise_response(model, noise: torch.Tensor, test_pixels: torch.Tensor, mean_image: torch.Tensor) -> dict:
+def closest_correlation(x: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
+    """For each image of x (N, 784), its correlation with the most correlated image of `reference` (M, 784): (N,)."""
+    def unit(a):
+        a = to_float(a).cpu().flatten(1)
+        a = a - a.mean(dim=1, keepdim=True)
+        return a / a.norm(dim=1, keepdim=True).clamp_min(1e-12)
+    reference = unit(reference)
+    return torch.cat([(unit(chunk) @ reference.T).max(dim=1).values for chunk in x.split(256)])
+
+
+def noise_response(model, noise: torch.Tensor, test_pixels: torch.Tensor, train_pixels: torch.Tensor,
+                   n_reference: int = 5000) -> dict:
     """How much of uniform `noise` (N, 784) the model lets through, beside a real test image's reconstruction.
 
-    Keys as in the metrics record: the mean correlation of each output with its own noise input and
-    of each test reconstruction with its image, and the outputs' MSE to the mean image and to their input.
+    Keys as in the metrics record: the mean correlation of each output with its own noise input, of each
+    test reconstruction with its image, and of each output (and, as a baseline, each noise image) with
+    its most correlated image among the first `n_reference` training images.
     """
     out = model.reconstruct(noise.to(model_device(model))).cpu()
-    noise = noise.cpu()
+    noise, reference = noise.cpu(), train_pixels[:n_reference]
     test = torch.cat([correlation(x_hat, x).cpu() for x, (_, x_hat) in batched(model, test_pixels)])
     return {"correlation_with_noise_input": float(correlation(out, noise).mean()),
             "correlation_test_reconstruction": float(test.mean()),
-            "mse_to_mean_image": mse(out, mean_image.cpu().expand_as(out)),
-            "mse_to_noise_input": mse(out, noise)}
+            "correlation_with_closest_training_image": float(closest_correlation(out, reference).mean()),
+            "noise_with_closest_training_image": float(closest_correlation(noise, reference).mean())}
 
 
 def show_noise_table(rows: dict):
     """The noise measures by width ({hidden_dim: noise_response(...)}) as a table with readable headings."""
     return show_table([{"hidden units": hidden_dim, **{NOISE_COLUMNS[k]: v for k, v in row.items()}}
                        for hidden_dim, row in rows.items()], index="hidden units",
-                      formats={**{NOISE_COLUMNS[k]: "{:.3f}" for k in list(NOISE_COLUMNS)[:2]},
-                               **{NOISE_COLUMNS[k]: "{:.4f}" for k in list(NOISE_COLUMNS)[2:]}})
+                      formats="{:.3f}")
 
 
 def decoder_parts(model, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -151,3 +163,73 @@ def relative_cuts(values: Sequence[float]) -> list[float]:
     if len(values) < 2 or any(not math.isfinite(v) or v <= 0 for v in values):
         raise ValueError(f"values must be at least 2 positive numbers, got {list(values)!r}")
     return [1 - b / a for a, b in zip(values, values[1:])]
+
+
+def width_findings(test_mse: dict, train_loss: float, val_mse: float, nouns: str) -> list[Finding]:
+    """Section 2's findings: which step up in width cuts the test error most; whether the widest model memorised."""
+    widths = sorted(test_mse)
+    cuts = relative_cuts([test_mse[w] for w in widths])
+    shares = ", ".join(f"{c:.0%} from width {a} to {b}" for c, a, b in zip(cuts, widths, widths[1:]))
+    gap = val_mse / train_loss - 1
+    return [finding(cuts[-1] > cuts[0], {True: "the last step up in width cuts the test error by a larger share than "
+                    "the first: {cuts}", False: "the last step up in width cuts the test error by no larger a share "
+                    "than the first: {cuts}"}, cuts=shares),
+            finding(gap > 0.1, {True: "the widest model ends {gap:.0%} worse on validation than on its training "
+                    "{nouns}: it has partly memorised them", False: "the widest model's validation and training "
+                    "errors end within 10% of each other ({gap:+.0%}): it has not memorised its training {nouns}"},
+                    gap=gap, nouns=nouns)]
+
+
+def noise_finding(rows: dict, noun: str) -> Finding:
+    """Whether at every width a noise output is more like its closest training image than like its own input."""
+    like = [h for h, r in rows.items() if r["correlation_with_closest_training_image"] > r["correlation_with_noise_input"]]
+    baseline = next(iter(rows.values()))["noise_with_closest_training_image"]
+    return finding(len(like) == len(rows), {True: "at every width a noise output correlates more with its closest "
+                   "training {noun} than with its own input (the noise itself: {b:.2f} with its closest)",
+                   False: "a noise output correlates more with its closest training {noun} than with its own input "
+                   "at width(s) {widths} only: at the others as much of the noise comes through as of any one "
+                   "training image (the noise itself: {b:.2f} with its closest)"},
+                   noun=noun, b=baseline, widths=", ".join(map(str, like)) or "none")
+
+
+def dark_pixels_finding(model, dark: torch.Tensor, nouns: str) -> Finding:
+    """At the pixels `dark` (784,) that training images leave blank: the decoder's bias and its parts' sign there."""
+    weight, bias = model.decoder[0].weight.detach().cpu(), model.decoder[0].bias.detach().cpu()  # (784, k), (784,)
+    negative = float((weight[dark] < 0).float().mean())
+    return finding(negative > 0.5, {True: "at the {n} pixels inked in under 1% of the training {nouns}, {share:.0%} of "
+                   "the part weights are negative (mean bias {bias:+.2f})", False: "at the {n} pixels inked in under 1% "
+                   "of the training {nouns}, only {share:.0%} of the part weights are negative (mean bias {bias:+.2f})"},
+                   n=int(dark.sum()), nouns=nouns, share=negative, bias=float(bias[dark].mean()))
+
+
+def dead_finding(dead_share: dict) -> Finding:
+    """Whether the narrowest layer loses the largest share of its units ({hidden_dim: share dead})."""
+    return finding(max(dead_share, key=dead_share.get) == min(dead_share), {True: "the narrowest layer loses the "
+                   "largest share of its units: {shares}", False: "dead units by width: {shares}"},
+                   shares=", ".join(f"{s:.0%} at width {h}" for h, s in dead_share.items()))
+
+
+def filter_finding(rows: dict) -> Finding:
+    """Whether the wider the layer, the closer its filters' nearest neighbours come to those of random filters."""
+    widths = sorted(rows)
+    ratio = {h: rows[h]["nearest_neighbour_similarity"] / rows[h]["random_filters_similarity"] for h in widths}
+    ratios = ", ".join(f"{ratio[w]:.1f} times (width {w})" for w in widths)
+    return finding([ratio[w] for w in widths] == sorted(ratio.values(), reverse=True),
+                   {True: "the wider the layer, the closer its filters come to unrelated ones: a filter's nearest "
+                    "neighbour is {ratios} as similar as among random filters", False: "a filter's nearest neighbour "
+                    "is {ratios} as similar as among random filters: no steady trend with the width"}, ratios=ratios)
+
+
+def lessons(test_mse: dict, noise_rows: dict, needed: dict) -> dict:
+    """The notebook's lessons for run.finish, each (holds in this run, sentence)."""
+    widths = sorted(test_mse)
+    corr = [noise_rows[w]["correlation_with_noise_input"] for w in widths]
+    medians = [float(needed[w].float().median()) for w in widths]
+    return {"mse_falls": (all(c > 0 for c in relative_cuts([test_mse[w] for w in widths])),
+                          "the test MSE falls as the hidden layer grows"),
+            "noise_not_copied": (all(r["correlation_with_noise_input"] < min(0.5, r["correlation_test_reconstruction"])
+                                     for r in noise_rows.values()), "for every width, the output for uniform noise "
+                                 "keeps little of the noise (correlation below 0.5), unlike a real test image's "
+                                 "reconstruction"),
+            "wider_lets_more_noise_through": (corr == sorted(corr), "the wider the layer, the more of the noise gets through"),
+            "more_parts_when_wider": (medians == sorted(medians), "the wider the layer, the more parts paint a noise output")}

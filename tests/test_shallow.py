@@ -35,13 +35,19 @@ def test_correlation_is_one_for_a_copy_and_minus_one_for_a_negative():
 
 def test_noise_response_tells_a_copying_machine_from_an_autoencoder(sample):
     noise = torch.rand(20, 784, generator=torch.Generator().manual_seed(0))
-    mean_image = sample.train.mean_image()
-    copy = shallow.noise_response(_Copy(), noise, sample.test.pixels[:50], mean_image)
+    copy = shallow.noise_response(_Copy(), noise, sample.test.pixels[:50], sample.train.pixels)
     assert set(copy) == set(shallow.NOISE_COLUMNS)
     assert copy["correlation_with_noise_input"] == pytest.approx(1.0, abs=1e-5)
-    assert copy["mse_to_noise_input"] == pytest.approx(0.0, abs=1e-9)
-    model = shallow.noise_response(_model(), noise, sample.test.pixels[:50], mean_image)
-    assert model["correlation_with_noise_input"] < 0.9 and model["mse_to_noise_input"] > 0.01
+    # a copy of the noise resembles a training image exactly as little as the noise does
+    assert copy["correlation_with_closest_training_image"] == pytest.approx(copy["noise_with_closest_training_image"], abs=1e-5)
+    model = shallow.noise_response(_model(), noise, sample.test.pixels[:50], sample.train.pixels)
+    assert model["correlation_with_noise_input"] < 0.9
+
+
+def test_closest_correlation_finds_an_image_in_the_reference(sample):
+    reference = sample.train.pixels[:100]
+    assert torch.allclose(shallow.closest_correlation(reference[10:13], reference), torch.ones(3), atol=1e-5)
+    assert float(shallow.closest_correlation(torch.rand(5, 784), reference).max()) < 0.5
 
 
 def test_decoder_parts_add_up_to_the_output():
