@@ -70,15 +70,17 @@ def code_size_curves(pca_curve: torch.Tensor, autoencoder: Mapping[int, float], 
     ax.plot(range(1, len(curve) + 1), curve, color="k", label="PCA with its first k directions")
     sizes = sorted(autoencoder)
     ax.plot(sizes, [autoencoder[k] for k in sizes], "o-", color="C1", label="deep autoencoder, k-number code")
+    marked = False  # one legend entry for all the markers
     for k in sizes:
         match = pca_equivalent(curve, autoencoder[k])
         ax.plot([k, match or len(curve)], [autoencoder[k]] * 2, ":", color="C1", lw=1)
         if match:
-            ax.plot(match, curve[match - 1], "x", color="C1")
+            ax.plot(match, curve[match - 1], "x", color="C1", label="_" if marked else "the PCA size that does as well")
+            marked = True
     if mean_image_mse is not None:
         ax.axhline(mean_image_mse, color="grey", linestyle="--", lw=1, label="the mean image (no code)")
     ax.set(xscale="log", yscale="log", xlabel="code size k (numbers per image)", ylabel="test MSE per pixel")
-    ax.set_title(title or "test error against code size; dotted: the PCA size each autoencoder matches", fontsize=10)
+    ax.set_title(title or "test MSE against code size", fontsize=10)
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=8)
     return fig

@@ -82,6 +82,8 @@ def test_code_size_curves_draws_both_methods():
     assert ax.get_xscale() == "log" and ax.get_yscale() == "log"
     assert [line.get_label() for line in ax.get_lines()][:2] == ["PCA with its first k directions",
                                                                  "deep autoencoder, k-number code"]
+    labels = [text.get_text() for text in ax.get_legend().get_texts()]
+    assert labels.count("the PCA size that does as well") == 1  # 2 matches PCA's k = 21; 30 beats every k
     with pytest.raises(ValueError, match="autoencoder"):
         code_size_curves(curve, {})
 
