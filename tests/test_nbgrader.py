@@ -219,15 +219,22 @@ def test_released_exercise_cells_equal_the_committed_ones(graded, stem):
     assert changed == [c.id for c in release.cells if c.metadata["nbgrader"]["grade"]]  # only the checks, now tests
 
 
+def exercise_count(stem: str) -> float:
+    """The notebook's points: one per exercise cell of the committed notebook."""
+    committed = nbformat.read(ROOT / "notebooks" / f"{stem}.ipynb", as_version=4)
+    return float(sum(1 for cell in committed.cells if "exercise" in cell.metadata))
+
+
 @pytest.mark.parametrize("stem", [SPARSE, CONV])
 def test_untouched_scores_zero_and_solved_full_marks(graded, stem):
-    assert graded["scores"][(stem, "untouched")] == (0.0, 2.0)
-    assert graded["scores"][(stem, "solved")] == (2.0, 2.0)
+    full = exercise_count(stem)
+    assert graded["scores"][(stem, "untouched")] == (0.0, full)
+    assert graded["scores"][(stem, "solved")] == (full, full)
 
 
 @pytest.mark.parametrize("stem", [SPARSE, CONV])
 def test_a_mistake_loses_exactly_its_exercises_points(graded, stem):
-    assert graded["scores"][(stem, "mistake")] == (1.0, 2.0)
+    assert graded["scores"][(stem, "mistake")] == (exercise_count(stem) - 1.0, exercise_count(stem))
 
 
 @pytest.mark.parametrize("stem", [SPARSE, CONV])
@@ -246,11 +253,11 @@ def test_feedback_shows_the_mistakes_hint(graded, stem):
 
 
 def test_an_edited_test_cell_is_graded_with_the_original(graded):
-    assert graded["scores"][(CONV, "edited")] == (0.0, 2.0)  # 1.0 had the edited `pass` been run
+    assert graded["scores"][(CONV, "edited")] == (0.0, exercise_count(CONV))  # 1.0 had the edited `pass` been run
 
 
 def test_the_timeout_stops_an_endless_loop_and_grading_goes_on(graded):
-    assert graded["scores"][(CONV, "looper")] == (1.0, 2.0)
+    assert graded["scores"][(CONV, "looper")] == (exercise_count(CONV) - 1.0, exercise_count(CONV))
     assert graded["looped"] < 10 * LOOP_TIMEOUT
     executed = nbformat.read(graded["course"] / "autograded" / "looper" / CONV / f"{CONV}.ipynb", as_version=4)
     loop = next(c for c in executed.cells if c.metadata.get("nbgrader", {}).get("grade_id") == "06_CodeOnlyDecoder")
