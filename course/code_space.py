@@ -76,10 +76,14 @@ def holes_figure(reference: torch.Tensor, sets: Mapping[str, tuple], max_points:
         if not len(z) == len(distance) == len(confidence):
             raise ValueError(f"sets[{name!r}]: z, distance and confidence must hold one entry per code")
         p = ((z.detach().float().cpu()[:max_points] - mean) @ axes.T).numpy()
-        style = dict(s=9, marker=markers[k % len(markers)], color=f"C{k}", alpha=0.6, label=name)
+        marker = markers[k % len(markers)]
+        # line markers (x, +) look smaller than filled ones; the last set is drawn on top of all the others
+        style = dict(s=22 if marker in "x+" else 9, marker=marker, color=f"C{k}", alpha=0.7, label=name,
+                     zorder=3 if k == len(sets) - 1 else 2)
         left.scatter(p[:, 0], p[:, 1], **style)
         right.scatter(np.asarray(distance[:max_points]), np.asarray(confidence[:max_points]), **style)
-    left.set(xlabel="code axis 1", ylabel="code axis 2", title="where the codes lie (2 of their dimensions)")
+    left.set(xlabel="code axis 1", ylabel="code axis 2", title="where the codes lie (2 principal axes)")
+    left.legend(fontsize=8, loc="best", markerscale=1.5)
     right.axhline(confident, color="k", linewidth=0.8, linestyle="--")
     right.set(xlabel="distance to the nearest training code (in spreads)", ylabel="probe's confidence in its class",
               title="how far out, and how sure the probe is", ylim=(0, 1.02))
@@ -96,13 +100,22 @@ def share_confident(confidence: torch.Tensor, confident: float = CONFIDENT) -> f
     return float((confidence >= confident).float().mean())
 
 
+def share_beyond(distance: torch.Tensor, inside: torch.Tensor, quantile: float = 0.95) -> float:
+    """The share of `distance` larger than the `quantile` of `inside` (e.g. real images' codes' distances)."""
+    distance, inside = torch.as_tensor(distance).float().flatten(), torch.as_tensor(inside).float().flatten()
+    if distance.numel() == 0 or inside.numel() == 0:
+        raise ValueError("distance and inside must each hold at least one value")
+    if not 0 < quantile < 1:
+        raise ValueError(f"quantile must be between 0 and 1, got {quantile!r}")
+    return float((distance > inside.quantile(quantile)).float().mean())
+
+
 def extremes(distance: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
     """The indices of the k smallest and the k largest distances (each (k,), in order)."""
     order = torch.argsort(torch.as_tensor(distance).flatten())
     if not 1 <= k <= len(order) // 2:
         raise ValueError(f"k must be from 1 to half the number of distances ({len(order) // 2}), got {k!r}")
     return order[:k], order[-k:].flip(0)
-
 
 
 def manifold_lessons(table, names: Mapping[str, object]) -> dict[str, tuple]:

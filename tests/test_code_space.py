@@ -8,7 +8,7 @@ import torch
 
 from course.metrics import probe_classifier
 from course.code_space import (class_partners, extremes, holes_figure, manifold_lessons, near_far_confident, principal_axes,
-                               probe_confidence, share_confident)
+                               probe_confidence, share_beyond, share_confident)
 
 
 def test_probe_confidence_is_the_probes_top_class_probability(sample):
@@ -68,6 +68,16 @@ def test_share_confident_and_extremes():
         share_confident(torch.tensor([]))
 
 
+def test_share_beyond_counts_distances_past_the_inside_quantile():
+    inside = torch.arange(1.0, 101.0)  # its 0.95 quantile is 95.05
+    assert share_beyond(torch.tensor([10.0, 96.0, 200.0, 95.0]), inside) == 0.5
+    assert share_beyond(inside, inside, 0.5) == 0.5
+    with pytest.raises(ValueError, match="quantile"):
+        share_beyond(inside, inside, 1.0)
+    with pytest.raises(ValueError, match="inside"):
+        share_beyond(inside, torch.tensor([]))
+
+
 def test_holes_figure_draws_each_set_on_the_map_and_against_the_confidence():
     g = torch.Generator().manual_seed(0)
     reference = torch.randn(300, 8, generator=g)
@@ -77,6 +87,9 @@ def test_holes_figure_draws_each_set_on_the_map_and_against_the_confidence():
     left, right = fig.axes
     assert len(left.collections) == 3 and len(right.collections) == 2  # the reference codes, then each set
     assert [t.get_text() for t in right.get_legend().get_texts()] == ["noisy", "random"]
+    assert [t.get_text() for t in left.get_legend().get_texts()] == ["test digits' codes", "noisy", "random"]
+    assert "2 principal axes" in left.get_title()
+    assert left.collections[-1].get_zorder() > left.collections[1].get_zorder()  # the last set drawn on top
     with pytest.raises(ValueError, match="noisy"):
         holes_figure(reference, {"noisy": (sets["noisy"][0], torch.rand(3), torch.rand(50))})
 
