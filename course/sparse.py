@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from course.checkpoints import Trained, train_or_load
-from course.metrics import dead_fraction as course_dead_fraction, reconstruction_mse
+from course.metrics import dead_fraction as course_dead_fraction, filter_roughness, reconstruction_mse
 from course.models import batched, codes
 from course.notebook import require_one_of
 from course.references import SPARSE_ORIGINAL, sparse_weight_from_original
@@ -125,6 +125,14 @@ def largest_preactivation(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
     """(hidden_dim,) on the CPU: each unit's largest pre-activation w . x + b over the images x, batch by batch."""
     step = lambda m, batch: m.encoder[0](batch)  # noqa: E731 - the linear layer before the ReLU
     return torch.stack([pre.max(0).values for _, pre in batched(model, x, step=step)]).max(0).values.cpu()
+
+
+def roughness_yardsticks(inked: torch.Tensor, mean_image: torch.Tensor, n: int = 64, seed: int = 0) -> dict:
+    """Mean filter roughness of n white-noise filters (grainy) and of the mean image (smooth), both masked by inked."""
+    mask = inked.float().flatten()  # (784,)
+    noise = torch.randn(n, mask.numel(), generator=torch.Generator().manual_seed(seed)) * mask
+    smooth = (mean_image.float().flatten().cpu() * mask).unsqueeze(0)  # (1, 784)
+    return {"noise": float(filter_roughness(noise).mean()), "mean_image": float(filter_roughness(smooth)[0])}
 
 
 def rising(values: Sequence[float]) -> bool:

@@ -101,6 +101,16 @@ def test_largest_preactivation_is_each_units_maximum(tiny):
     assert (largest[:3] == -1.0).all()
 
 
+def test_roughness_yardsticks_put_noise_above_the_mean_image():
+    inked = torch.zeros(28, 28, dtype=torch.bool)
+    inked[4:24, 4:24] = True
+    yy, xx = torch.meshgrid(torch.arange(28.0), torch.arange(28.0), indexing="ij")
+    blob = torch.exp(-((yy - 14) ** 2 + (xx - 14) ** 2) / 40).flatten()  # a smooth, broad image
+    refs = sparse.roughness_yardsticks(inked.flatten(), blob, n=16)
+    assert refs["noise"] > 2.5 and refs["mean_image"] < 0.5
+    assert sparse.roughness_yardsticks(inked.flatten(), blob, n=16) == refs  # seeded
+
+
 def test_rising():
     assert sparse.rising([1, 2, 3]) and sparse.rising([5])
     assert not sparse.rising([1, 1, 2]) and not sparse.rising([2, 1])
