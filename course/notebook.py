@@ -163,6 +163,7 @@ def setup(device: str = "auto", dataset: str = "mnist", data_root: str | None = 
     `notebook` (e.g. "05_manifold_learning") and `output_dir` are kept for run.finish().
     """
     started = time.perf_counter()
+    _inline_figures()
     # torch's optimizers import its compiler (torch._dynamo, about 200 MB with a CUDA build) on first use:
     # import it here, so that the after-imports figure counts it and the peak above it counts data only.
     import torch._dynamo  # noqa: F401
@@ -185,6 +186,17 @@ def setup(device: str = "auto", dataset: str = "mnist", data_root: str | None = 
     if smoke:
         print("COURSE_SMOKE=1: tiny data and budgets; numbers are not meaningful and lesson checks are skipped.")
     return Setup(resolved, data, seed, smoke, started, after_imports, notebook, output_dir)
+
+
+def _inline_figures() -> None:
+    """In a Jupyter kernel, draw figures inline whatever MPLBACKEND says (the Makefile exports Agg for scripts)."""
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return
+    shell = get_ipython()
+    if shell is not None and type(shell).__name__ == "ZMQInteractiveShell":
+        shell.run_line_magic("matplotlib", "inline")
 
 
 def show_table(rows: Sequence[Mapping] | Mapping[str, Sequence], index: str | None = None,

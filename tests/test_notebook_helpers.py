@@ -195,3 +195,23 @@ def test_paired_comparison_counts_wins_ties_and_describes_them():
     assert "p = 0.62" in text
     with pytest.raises(ValueError, match="the same N"):
         paired_comparison(a, b[:3])
+
+
+def test_setup_draws_figures_inline_in_a_kernel_whatever_mplbackend_says(monkeypatch):
+    """With MPLBACKEND=Agg (the Makefile exports it) a kernel would show no figure unless inline is asked for."""
+    import IPython
+
+    from course import notebook
+
+    calls = []
+
+    class ZMQInteractiveShell:  # what a Jupyter kernel's shell is called
+        def run_line_magic(self, name, line):
+            calls.append((name, line))
+
+    monkeypatch.setattr(IPython, "get_ipython", lambda: ZMQInteractiveShell())
+    notebook._inline_figures()
+    assert calls == [("matplotlib", "inline")]
+    monkeypatch.setattr(IPython, "get_ipython", lambda: None)  # a plain script: nothing to do
+    notebook._inline_figures()
+    assert calls == [("matplotlib", "inline")]
