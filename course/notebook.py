@@ -167,6 +167,7 @@ def setup(device: str = "auto", dataset: str = "mnist", data_root: str | None = 
     # torch's optimizers import its compiler (torch._dynamo, about 200 MB with a CUDA build) on first use:
     # import it here, so that the after-imports figure counts it and the peak above it counts data only.
     import torch._dynamo  # noqa: F401
+    import pandas  # noqa: F401  (show_table's, about 20 MB: an import too, not data)
 
     _release_large_blocks()
     after_imports = rss_mb()

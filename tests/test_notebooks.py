@@ -66,6 +66,15 @@ def test_no_star_imports(stem):
 
 
 @pytest.mark.parametrize("stem", EXPECTED)
+def test_never_slices_a_whole_split_converted_to_float(stem):
+    """`data.test.x[:n]` converts the whole split (31 MB for 10,000 images) and the slice, a view, keeps it
+    alive as long as the few images are kept: a few such lines took 07 past its memory target. `take` converts
+    only the rows it is given."""
+    slices = re.findall(r"\bdata\.(?:train|val|test)\.(?:x|images)\[[^\]]*\]", "\n".join(_code(_load(stem))))
+    assert not slices, f"use Split.take(...) instead of {slices}"
+
+
+@pytest.mark.parametrize("stem", EXPECTED)
 def test_writes_its_metrics(stem):
     """The record is written by one call (run.finish, or write_metrics), naming the notebook."""
     code = "\n".join(_code(_load(stem)))
