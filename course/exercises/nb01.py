@@ -55,7 +55,8 @@ def _check_pca_reconstruct(pca_reconstruct) -> str:
         uncentred_error = float(((x @ raw @ raw.T - x) ** 2).mean())
         mean_error = float(((mean - x) ** 2).mean())
         if _same(x_hat, centred @ directions @ directions.T, rtol=0, atol=1e-3 * scale):
-            raise _Wrong("you forgot to add the mean image back: x_hat = centred @ V @ V.T + mean")
+            raise _Wrong("you forgot to add the mean image back: you subtracted it before projecting, so your "
+                         "x_hat lies around 0, not around the images; undo the centring at the end")
         if _same(x_hat, x @ raw @ raw.T, rtol=0, atol=1e-3 * scale) or (
                 math.isclose(error, uncentred_error, rel_tol=0.02)
                 and not math.isclose(error, reference_error, rel_tol=0.02)):

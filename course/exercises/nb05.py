@@ -76,8 +76,8 @@ def _check_perturb_code(answer) -> str:
         raise _Wrong("generators with different seeds gave the same noise: draw eps with the generator you are given "
                      "(and do not reseed inside the function)")
     if not _same(perturb(z, 0.0, code_std, seed=0), z, rtol=0, atol=0):
-        raise _Wrong("with noise_std = 0 the codes must come back unchanged: return z + noise_std * code_std * eps "
-                     "(is noise_std unused, or the noise returned without z?)")
+        raise _Wrong("with noise_std = 0 the codes must come back unchanged (is noise_std unused, or the noise "
+                     "returned without z?)")
     noise = noisy - z  # (64, 8)
     if float((noise - noise[0]).abs().max()) < 1e-6:
         raise _Wrong("every image gets the same noise: draw eps with z's shape, (B, d), one number per image and "

@@ -65,7 +65,8 @@ def _check_conv_output_size(conv_output_size) -> str:
     for rule, hint in variants:
         if values == [rule(*case) for case in _CONV_CASES]:
             raise _Wrong(f"{shown}: {hint}")
-    raise _Wrong(f"{shown} = floor(({n} + 2 * {p} - {k}) / {s}) + 1")
+    raise _Wrong(f"{shown}: list by hand the starts of the window of {k} along the padded side of {n} + 2 * {p} "
+                 f"pixels, {s} apart, up to the last one at which the window still fits")
 
 
 def transposed_output_size(size, kernel, stride=1, padding=0, output_padding=0):
