@@ -49,16 +49,19 @@ def closest_correlation(x: torch.Tensor, reference: torch.Tensor) -> torch.Tenso
     return torch.cat([(unit(chunk) @ reference.T).max(dim=1).values for chunk in x.split(256)])
 
 
+N_REFERENCE = 5000  # training images searched for the one closest to an output: enough, and quick
+
+
 def noise_response(model, noise: torch.Tensor, test_pixels: torch.Tensor, train_pixels: torch.Tensor,
-                   n_reference: int = 5000) -> dict:
+                   n_reference: int | None = None) -> dict:
     """How much of uniform `noise` (N, 784) the model lets through, beside a real test image's reconstruction.
 
     Keys as in the metrics record: the mean correlation of each output with its own noise input, of each
     test reconstruction with its image, and of each output (and, as a baseline, each noise image) with
-    its most correlated image among the first `n_reference` training images.
+    its most correlated image among the first `n_reference` training images (default N_REFERENCE).
     """
     out = model.reconstruct(noise.to(model_device(model))).cpu()
-    noise, reference = noise.cpu(), train_pixels[:n_reference]
+    noise, reference = noise.cpu(), train_pixels[:N_REFERENCE if n_reference is None else n_reference]
     test = torch.cat([correlation(x_hat, x).cpu() for x, (_, x_hat) in batched(model, test_pixels)])
     return {"correlation_with_noise_input": float(correlation(out, noise).mean()),
             "correlation_test_reconstruction": float(test.mean()),
@@ -66,11 +69,15 @@ def noise_response(model, noise: torch.Tensor, test_pixels: torch.Tensor, train_
             "noise_with_closest_training_image": float(closest_correlation(noise, reference).mean())}
 
 
-def show_noise_table(rows: dict):
-    """The noise measures by width ({hidden_dim: noise_response(...)}) as a table with readable headings."""
+def show_noise_table(rows: dict, n_train: int | None = None):
+    """The noise measures by width ({hidden_dim: noise_response(...)}) as a table with readable headings.
+
+    n_train: the training split's size, for the caption's count of the images the closest one is sought among.
+    """
+    caption = None if n_train is None else f"the closest training image sought among {min(N_REFERENCE, n_train):,}"
     return show_table([{"hidden units": hidden_dim, **{NOISE_COLUMNS[k]: v for k, v in row.items()}}
                        for hidden_dim, row in rows.items()], index="hidden units",
-                      formats="{:.3f}")
+                      formats="{:.3f}", caption=caption)
 
 
 def decoder_parts(model, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

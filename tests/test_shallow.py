@@ -107,3 +107,15 @@ def test_tables_name_their_columns(sample):
     assert list(shallow.show_noise_table(rows).columns) == list(shallow.NOISE_COLUMNS.values())
     measures = {64: shallow.filter_measures(torch.randn(4, 28, 28), torch.ones(28, 28, dtype=torch.bool))}
     assert "nearest-neighbour similarity" in shallow.show_filter_table(measures).columns
+
+
+def test_noise_table_caption_counts_the_training_images_searched(monkeypatch):
+    """On the 3,333-image offline sample the closest image is sought among all 3,333, not the default 5,000."""
+    import IPython.display
+
+    shown = []
+    monkeypatch.setattr(IPython.display, "display", lambda obj: shown.append(obj.caption))
+    rows = {64: {key: 0.5 for key in shallow.NOISE_COLUMNS}}
+    shallow.show_noise_table(rows, 3333)
+    shallow.show_noise_table(rows, 50000)
+    assert shown == ["the closest training image sought among 3,333", f"the closest training image sought among {shallow.N_REFERENCE:,}"]
