@@ -45,7 +45,7 @@ def _check_interpolate(interpolate) -> str:
         shown = ", ".join(f"{float(v):.2f}" for v in t)
         starts, ends = _near(float(t[0]), 0.0, atol=1e-4), _near(float(t[-1]), 1.0, atol=1e-4)
         if not (starts and ends):
-            missing = "neither end" if not (starts or ends) else "z0 is missing" if ends else "z1 is missing"
+            missing = "neither end is there" if not (starts or ends) else "z0 is missing" if ends else "z1 is missing"
             raise _Wrong(f"your t runs [{shown}]: both ends must be included, t from 0 (z0) to 1 (z1), and in yours "
                          f"{missing}; how many equal gaps lie between {steps} evenly spaced points that include both "
                          "ends?")
