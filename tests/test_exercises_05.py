@@ -1,11 +1,21 @@
 """Notebook 05's exercises (manifold learning): each typical mistake gets its own hint; other correct answers pass."""
 from __future__ import annotations
 
+import json
 import math
+from pathlib import Path
 
+import pytest
 import torch
 
-from exercise_helpers import notebook_tests
+from exercise_helpers import answer_id, notebook_tests, verdict
+
+
+def notebook_cell(notebook: str, *phrases: str) -> str:
+    """The first cell of notebooks/<notebook>.ipynb holding all the phrases."""
+    path = Path(__file__).resolve().parents[1] / "notebooks" / f"{notebook}.ipynb"
+    cells = ["".join(cell["source"]) for cell in json.loads(path.read_text(encoding="utf-8"))["cells"]]
+    return next(text for text in cells if all(phrase in text for phrase in phrases))
 
 
 # 05.interpolate
@@ -17,6 +27,21 @@ def interp_without_ends(z0, z1, steps):
 def interp_without_end(z0, z1, steps):
     t = (torch.arange(steps) / steps).unsqueeze(1)
     return (1 - t) * z0 + t * z1
+
+
+def interp_flat_weights(z0, z1, steps):
+    t = torch.linspace(0, 1, steps)  # (steps,): meets the (d,) codes on their one axis
+    return (1 - t) * z0 + t * z1
+
+
+def interp_row_weights(z0, z1, steps):
+    t = torch.linspace(0, 1, steps).unsqueeze(0)  # (1, steps): still along the last axis
+    return (1 - t) * z0 + t * z1
+
+
+def interp_forgot_difference(z0, z1, steps):
+    t = torch.linspace(0, 1, steps).unsqueeze(1)
+    return z0 + t * z1
 
 
 def interp_reversed(z0, z1, steps):
@@ -96,6 +121,8 @@ def perturb_one_spread(z, noise_std, code_std, generator):
 WRONG = [
     ("05.interpolate", interp_without_ends, "both ends must be included"),
     ("05.interpolate", interp_without_end, "your t runs [0.00, 0.20, 0.40, 0.60, 0.80]"),
+    ("05.interpolate", interp_flat_weights, "your weights have shape (steps,) = (5,)"),
+    ("05.interpolate", interp_forgot_difference, "not on the straight line from z0 to z1"),
     ("05.interpolate", interp_reversed, "runs backwards"),
     ("05.interpolate", interp_transposed, "transposed"),
     ("05.interpolate", interp_uneven, "not evenly spaced"),
@@ -120,6 +147,29 @@ CORRECT = [
     ("05.perturb_code", lambda z, noise_std, code_std, generator:
         torch.normal(z, noise_std * code_std.expand_as(z), generator=generator)),
 ]
+
+# Code or formulas of the fix, which a hint must not print (issue 19: it names the mistake, not the answer).
+FIX_CODE = ("linspace(", "(1 - t)", "t * z1", "noise_std * code_std", "* eps", "torch.randn(", "generator=generator")
+
+
+@pytest.mark.parametrize("name, answer, phrase", WRONG, ids=[answer_id(n, a) for n, a, _ in WRONG])
+def test_a_hint_names_the_mistake_without_printing_the_fix(capsys, name, answer, phrase):
+    line = verdict(capsys, name, answer)[1]
+    assert not [code for code in FIX_CODE if code in line], line
+
+
+def test_weights_along_the_last_axis_get_the_shape_question_not_the_raw_broadcasting_error(capsys):
+    for answer in (interp_flat_weights, interp_row_weights):
+        line = verdict(capsys, "05.interpolate", answer)[1]
+        assert "must match the size of tensor" not in line, line
+        assert "what shape must they have so that each row gets one weight?" in line, line
+
+
+def test_the_perturb_code_statement_gives_the_units_not_the_scaling_rule():
+    statement = notebook_cell("05_manifold_learning", "Write `perturb_code(")
+    assert "in units of" in statement and "standard deviation" in statement
+    assert "times that dimension's spread" not in statement and "s times" not in statement
+
 
 (test_a_typical_mistake_fails_with_its_own_hint, test_every_exercise_detects_at_least_two_typical_mistakes,
  test_different_mistakes_of_one_exercise_get_different_hints, test_a_correct_answer_written_differently_passes,

@@ -23,17 +23,20 @@ def _check_gaussian_corrupt(gaussian_corrupt) -> str:
     x = _real(32)
     noisy = corrupt(x, 0.5, seed=0)
     if not torch.equal(corrupt(x, 0.5, seed=0), noisy):
-        raise _Wrong("two calls with equally seeded generators gave different noise: the generator is ignored; "
-                     "draw the noise with torch.randn(x.shape, generator=generator, device=x.device)")
+        raise _Wrong("two calls with equally seeded generators gave different noise: the generator is ignored, so "
+                     "the noise comes from torch's global random stream; does the function that draws your noise "
+                     "receive the generator you are given?")
     if torch.equal(corrupt(x, 0.5, seed=1), noisy):
         raise _Wrong("generators with different seeds gave the same noise: draw it with the generator you are given "
                      "(and do not reseed inside the function)")
     if float(noisy.min()) < 0 or float(noisy.max()) > 1:
-        raise _Wrong(f"your noisy pixels run from {float(noisy.min()):.2f} to {float(noisy.max()):.2f}: clip them "
-                     "back to [0, 1], the range of a pixel (.clamp(0, 1))")
+        raise _Wrong(f"your noisy pixels run from {float(noisy.min()):.2f} to {float(noisy.max()):.2f}, outside "
+                     "[0, 1], the range of a pixel: the corrupted image must still be an image; which step of the "
+                     "corruption brings a pixel the noise pushed below 0 or above 1 back into range?")
     if bool((noisy[x == 0] == 0).all()):
-        raise _Wrong("black pixels (0) stay exactly 0 under your noise: it is multiplicative; the noise is added: "
-                     "x + noise_std * eps")
+        raise _Wrong("black pixels (0) stay exactly 0 under your noise: it is multiplicative, it grows with the "
+                     "pixel's value; the noise's size must not depend on the pixel: how large is yours on a black "
+                     "pixel, and how large should it be?")
     if not torch.equal(corrupt(x, 0.0, seed=0), x):
         raise _Wrong("with noise_std = 0 the images should come back unchanged")
     grey = torch.full((64, 784), 0.5)  # far from 0 and 1, so small noise is never clipped
@@ -45,13 +48,15 @@ def _check_gaussian_corrupt(gaussian_corrupt) -> str:
         raise _Wrong("every image gets the same noise pattern: draw noise of x's full shape (images x pixels)")
     std, mean = float(noise.std()), float(noise.mean())
     if abs(mean) > 0.1 * noise_std:
-        raise _Wrong(f"your noise averages {mean:.4f}, not 0 (noise_std {noise_std}): torch.rand draws U(0, 1); "
-                     "Gaussian noise is torch.randn")
+        raise _Wrong(f"your noise averages {mean:.4f}, not 0 (noise_std {noise_std}): torch.rand draws U(0, 1), "
+                     "uniform and never negative; Gaussian noise is centred on 0: which torch function draws "
+                     "standard-normal numbers?")
     for wrong_std, hint in ((math.sqrt(noise_std), "you used noise_std as the variance (std = sqrt(noise_std))"),
                             (noise_std ** 2, "you used noise_std ** 2 as the std")):
         if math.isclose(std, wrong_std, rel_tol=0.05):
-            raise _Wrong(f"with noise_std = {noise_std} your noise has std {std:.4g}: {hint}; "
-                         "noise_std is the standard deviation itself: x + noise_std * torch.randn(...)")
+            raise _Wrong(f"with noise_std = {noise_std} your noise has std {std:.4g}: {hint}; noise_std is the "
+                         "standard deviation itself: a standard-normal draw has std 1, so how does scaling it by a "
+                         "number change its std?")
     if not math.isclose(std, noise_std, rel_tol=0.05):
         raise _Wrong(f"with noise_std = {noise_std} your noise has std {std:.4g}; expected {noise_std}")
     return (f"Gaussian noise per pixel with std noise_std, clipped to [0, 1], reproducible with the generator "

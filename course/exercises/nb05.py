@@ -17,7 +17,15 @@ def _check_interpolate(interpolate) -> str:
     for a, b, steps in ((z0, z1, 5), (z0, z1, 2), (digits[0], digits[1], 7)):
         d = a.shape[0]
         what = f"interpolate(z0, z1, steps={steps}) with codes of {d} numbers"
-        out = _tensor(_call(interpolate, a, b, steps, what=what), what).detach()
+        try:
+            out = _tensor(_call(interpolate, a, b, steps, what=what), what).detach()
+        except _Wrong as wrong:
+            if _weights_along_the_code(wrong.__cause__, steps, d):
+                raise _Wrong(f"{what} raised a RuntimeError, {steps} numbers meeting {d}: your weights have shape "
+                             f"(steps,) = ({steps},) (or (1, steps)), and broadcasting lines them up with the {d} "
+                             "numbers of a code, on the last axis; what shape must they have so that each row gets "
+                             "one weight?") from wrong.__cause__
+            raise
         if out.shape != (steps, d):
             hint = " (transposed: one row per step)" if out.shape == (d, steps) else ""
             raise _Wrong(f"{what} returned shape {tuple(out.shape)}{hint}; expected (steps, d) = ({steps}, {d})")
@@ -27,14 +35,33 @@ def _check_interpolate(interpolate) -> str:
             raise _Wrong("your path runs backwards, from z1 to z0: row 0 must be z0 and the last row z1")
         direction = b - a
         t = (out - a) @ direction / direction.dot(direction)  # (steps,) position of each row along the line
+        off = (out - (a + t.unsqueeze(1) * direction)).norm(dim=1)  # (steps,) each row's distance from the line
         if not _same(out, a + t.unsqueeze(1) * direction, rtol=1e-3, atol=1e-4):
-            raise _Wrong("your codes are not on the straight line from z0 to z1: each row is (1 - t) * z0 + t * z1")
+            row = int(off.argmax())
+            raise _Wrong(f"your codes are not on the straight line from z0 to z1 (steps={steps}: row {row} lies "
+                         f"{float(off[row]):.3g} away from it, z0 and z1 {float(direction.norm()):.3g} apart): every "
+                         "point of that line mixes z0 and z1 with two weights that add up to 1; do yours, in every "
+                         "row?")
         shown = ", ".join(f"{float(v):.2f}" for v in t)
-        if not (_near(float(t[0]), 0.0, atol=1e-4) and _near(float(t[-1]), 1.0, atol=1e-4)):
-            raise _Wrong(f"your t runs [{shown}]: both ends must be included, t from 0 (z0) to 1 (z1) "
-                         "(torch.linspace(0, 1, steps))")
-        raise _Wrong(f"your t = [{shown}] is not evenly spaced: use torch.linspace(0, 1, steps)")
+        starts, ends = _near(float(t[0]), 0.0, atol=1e-4), _near(float(t[-1]), 1.0, atol=1e-4)
+        if not (starts and ends):
+            missing = "neither end is there" if not (starts or ends) else "z0 is missing" if ends else "z1 is missing"
+            raise _Wrong(f"your t runs [{shown}]: both ends must be included, t from 0 (z0) to 1 (z1), and in yours "
+                         f"{missing}; how many equal gaps lie between {steps} evenly spaced points that include both "
+                         "ends?")
+        gaps = t[1:] - t[:-1]
+        raise _Wrong(f"your t = [{shown}] is not evenly spaced: its gaps run from {float(gaps.min()):.3f} to "
+                     f"{float(gaps.max()):.3f}; evenly spaced points have equal gaps between neighbouring rows: "
+                     "what makes yours change along the path?")
     return "steps evenly spaced codes from z0 to z1, both ends included, as (steps, d)"
+
+
+def _weights_along_the_code(error, steps: int, d: int) -> bool:
+    """Whether error is the broadcasting failure of (steps,) weights times a (d,) code: 'The size of tensor a (5)
+    must match the size of tensor b (8) at non-singleton dimension 0'."""
+    message = str(error)
+    return (isinstance(error, RuntimeError) and "must match the size of tensor" in message
+            and f"({steps})" in message and f"({d})" in message)
 
 
 _add(Exercise(
@@ -70,8 +97,9 @@ def _check_perturb_code(answer) -> str:
     code_std = z.std(dim=0)  # (8,)
     noisy = perturb(z, 0.5, code_std, seed=0)
     if not torch.equal(perturb(z, 0.5, code_std, seed=0), noisy):
-        raise _Wrong("two calls with equally seeded generators gave different noise: the generator is ignored; "
-                     "draw eps with torch.randn(z.shape, generator=generator, device=z.device)")
+        raise _Wrong("two calls with equally seeded generators gave different noise: the generator is ignored, so "
+                     "eps comes from torch's global random stream; does the function that draws eps receive the "
+                     "generator you are given?")
     if torch.equal(perturb(z, 0.5, code_std, seed=1), noisy):
         raise _Wrong("generators with different seeds gave the same noise: draw eps with the generator you are given "
                      "(and do not reseed inside the function)")
@@ -95,7 +123,8 @@ def _check_perturb_code(answer) -> str:
     expected = noise_std * std_row
     if not bool((mean.abs() < 0.1 * torch.maximum(expected, std)).all()):  # 0.1 std: over 6 standard errors
         raise _Wrong(f"your noise averages {', '.join(f'{v:.2f}' for v in mean)} per dimension, not 0: torch.rand "
-                     "draws U(0, 1); Gaussian noise is torch.randn")
+                     "draws U(0, 1), uniform and never negative; Gaussian noise is centred on 0: which torch "
+                     "function draws standard-normal numbers?")
 
     def like(candidate: torch.Tensor) -> bool:
         return bool(((std - candidate).abs() / candidate < 0.06).all())
@@ -103,19 +132,25 @@ def _check_perturb_code(answer) -> str:
     shown = ", ".join(f"{v:.2f}" for v in std)
     if not like(expected):
         wrong_spreads = [
-            (noise_std * torch.ones_like(std_row), "your noise has std noise_std in every dimension, in the codes' "
-                                                  "raw units: scale eps by the codes' spread, noise_std * code_std"),
-            (noise_std * std_row ** 2, "you scaled eps by code_std squared (a variance): scale it by code_std "
-                                       "itself, noise_std * code_std * eps"),
-            (math.sqrt(noise_std) * std_row, "you used noise_std as a variance (a std of sqrt(noise_std) * code_std): "
-                                             "noise_std counts code standard deviations, noise_std * code_std * eps"),
+            (noise_std * torch.ones_like(std_row), f"your noise's std per dimension is {shown}, noise_std = "
+                                                  f"{noise_std} in every dimension, in the codes' raw units, though "
+                                                  f"their spreads differ ({_CODE_STDS[0]:g} to {_CODE_STDS[-1]:g}): "
+                                                  "noise_std counts spreads; how large must the noise's std be in "
+                                                  "a dimension of spread 2?"),
+            (noise_std * std_row ** 2, f"your noise's std per dimension is {shown}: you scaled eps by code_std "
+                                       "squared (a variance), so a dimension of spread 2 gets 4 times the noise of "
+                                       "one of spread 1; how many times should it get?"),
+            (math.sqrt(noise_std) * std_row, f"you used noise_std as a variance (a std of sqrt(noise_std) * code_std, "
+                                             f"{math.sqrt(noise_std):.3g} spreads): noise_std = {noise_std} counts "
+                                             "standard deviations of the codes; how many spreads must your noise's "
+                                             "std be?"),
         ]
         for candidate, hint in wrong_spreads:
             if like(candidate):
                 raise _Wrong(hint)
         raise _Wrong(f"the spread of your noise is wrong: with noise_std = {noise_std} and code_std "
                      f"{', '.join(f'{v:g}' for v in _CODE_STDS)} its std per dimension is {shown}, expected "
-                     f"noise_std * code_std = {', '.join(f'{v:.2f}' for v in expected)}")
+                     f"{', '.join(f'{v:.2f}' for v in expected)} ({noise_std} spreads in every dimension)")
     return (f"z + noise_std * code_std * eps with eps of z's shape from the generator (std per dimension measured "
             f"{shown} for noise_std * code_std = {', '.join(f'{v:.2f}' for v in expected)}), z left unchanged")
 
