@@ -3,12 +3,13 @@ from __future__ import annotations
 
 import copy
 
+import pytest
 import torch
 import torch.nn.functional as F
 
 from course import models, training
 from course.exercises import EXERCISES, solution, solution_source, use
-from exercise_helpers import NOTEBOOK_IMPORTS, notebook_tests, stub_for, verdict
+from exercise_helpers import NOTEBOOK_IMPORTS, answer_id, notebook_tests, stub_for, verdict
 
 
 # 01.pca_reconstruct
@@ -51,6 +52,13 @@ def pca_columns_of_vh(x, k):
     return centred @ v @ v.T + x.mean(0)
 
 
+def pca_centred_per_image(x, k):
+    image_means = x.mean(1, keepdim=True)  # one mean per image, over its pixels: the wrong axis
+    centred = x - image_means
+    vt = torch.linalg.svd(centred, full_matrices=False).Vh[:k]
+    return centred @ vt.T @ vt + image_means
+
+
 # 01.train_on_batch: the reference's lines, with one thing changed
 def step_no_zero_grad(model, optimizer, x):
     z, x_hat = model(x)
@@ -84,6 +92,29 @@ def step_no_backward(model, optimizer, x):
     optimizer.zero_grad()
     optimizer.step()
     return loss.item()
+
+
+def step_zero_grad_after_backward(model, optimizer, x):
+    z, x_hat = model(x)
+    loss = F.mse_loss(x_hat, x)
+    loss.backward()
+    optimizer.zero_grad()  # clears the gradients just computed (to None)
+    optimizer.step()
+    return loss.item()
+
+
+def step_zero_grad_to_zeros_after_backward(model, optimizer, x):
+    z, x_hat = model(x)
+    loss = F.mse_loss(x_hat, x)
+    loss.backward()
+    optimizer.zero_grad(set_to_none=False)  # clears them to zeros: "every gradient is 0" would misdiagnose it
+    optimizer.step()
+    return loss.item()
+
+
+def step_loss_only(model, optimizer, x):
+    z, x_hat = model(x)
+    return F.mse_loss(x_hat, x).item()
 
 
 def step_no_step(model, optimizer, x):
@@ -247,11 +278,16 @@ WRONG = [
     ("01.pca_reconstruct", pca_fixed_k, "use k"),
     ("01.pca_reconstruct", pca_randomized, "approximate method"),
     ("01.pca_reconstruct", pca_columns_of_vh, "the principal directions are the ROWS of Vh"),
+    ("01.pca_reconstruct", pca_centred_per_image, "centred x along the wrong axis: per image"),
     ("01.train_on_batch", step_no_zero_grad, "backward() adds to the .grad already there"),
     ("01.train_on_batch", step_before_backward, "optimizer.step() ran before loss.backward()"),
     ("01.train_on_batch", step_lagging, "optimizer.step() ran before loss.backward()"),
     ("01.train_on_batch", step_no_backward, "found no gradients and none were computed"),
-    ("01.train_on_batch", step_no_step, "call optimizer.step() after loss.backward()"),
+    ("01.train_on_batch", step_no_step, "the gradients are there but the weights did not move"),
+    ("01.train_on_batch", step_zero_grad_after_backward, "computed (backward ran) but cleared again before the step"),
+    ("01.train_on_batch", step_zero_grad_to_zeros_after_backward,
+     "computed (backward ran) but cleared again before the step"),
+    ("01.train_on_batch", step_loss_only, "no gradient was computed and the optimizer never stepped"),
     ("01.train_on_batch", step_twice, "stepped the optimizer 2 times"),
     ("01.train_on_batch", step_sum, "25,088 times the reference's: you summed the squared errors"),
     ("01.train_on_batch", step_sum_over_pixels, "784 times the reference's: you summed over the pixels"),
@@ -330,3 +366,29 @@ def test_the_old_name_train_step_still_works(capsys):
     exec(NOTEBOOK_IMPORTS + solution_source("01.train_step"), namespace)  # the solved notebook's cell
     assert namespace["train_step"] is namespace["train_on_batch"]
     assert verdict(capsys, "01.train_step", namespace["train_step"])[0]
+
+
+# Issue 19: a wrong answer's line names the mistake and asks; it does not print the fix as code.
+FIX_AS_CODE = [
+    ("01.pca_reconstruct", pca_columns_of_vh, ["Vh[:k]", "@"]),
+    ("01.pca_reconstruct", pca_codes_only, ["@", "directions.T"]),
+    ("01.train_on_batch", step_returns_graph, ["loss.detach()", "loss.item()"]),
+    ("01.train_on_batch", step_returns_nothing, ["loss.detach()", "loss.item()"]),
+    ("01.train_on_batch", step_no_zero_grad, ["zero_grad() before", "optimizer.zero_grad()"]),
+    ("01.train_on_batch", step_lagging, ["zero_grad, backward, step"]),
+    ("01.train_on_batch", step_no_backward, ["loss.backward() before"]),
+    ("01.train_on_batch", step_no_step, ["optimizer.step() after"]),
+    ("01.train_on_batch", step_detached_target, ["F.mse_loss(x_hat, x)"]),
+    ("01.train_on_batch", step_with_loss, ["with no argument"]),
+]
+
+
+@pytest.mark.parametrize("name, answer, code", FIX_AS_CODE, ids=[answer_id(n, a) for n, a, _ in FIX_AS_CODE])
+def test_a_wrong_answers_line_does_not_print_the_fix_as_code(capsys, name, answer, code):
+    passed, line = verdict(capsys, name, answer)
+    assert not passed and not [c for c in code if c in line], line
+
+
+def test_centring_each_image_by_its_own_mean_is_not_called_uncentred(capsys):
+    passed, line = verdict(capsys, "01.pca_reconstruct", pca_centred_per_image)
+    assert not passed and "did not centre" not in line and "per pixel over the images" in line

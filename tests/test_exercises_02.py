@@ -1,6 +1,7 @@
 """Notebook 02's exercises: each typical mistake gets its own hint; other correct answers pass."""
 from __future__ import annotations
 
+import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -243,3 +244,12 @@ def test_every_way_of_keeping_the_bias_gets_the_bias_hint(capsys):
     for answer in (filters_with_bias, concatenated_then_viewed, concatenated):
         passed, line = verdict(capsys, "02.encoder_filters", answer)
         assert not passed and "leave the bias out" in line, line
+
+
+# Issue 19: a wrong answer's line names the mistake and asks; it does not print the fix as code.
+@pytest.mark.parametrize("answer", [filters_transposed_reshape, filters_units_last_permuted, filters_flat,
+                                    filters_units_last, filters_rows_and_columns_swapped, filters_not_detached,
+                                    filters_normalised, filters_hidden_dim])
+def test_an_encoder_filters_line_does_not_print_the_fix_as_code(capsys, answer):
+    passed, line = verdict(capsys, "02.encoder_filters", answer)
+    assert not passed and "view(" not in line and ".detach()" not in line and "shape[0]" not in line, line

@@ -34,12 +34,14 @@ def _check_pca_reconstruct(pca_reconstruct) -> str:
         except _Wrong as wrong:
             if "shapes cannot be multiplied" not in str(wrong):
                 raise
-            raise _Wrong(f"{wrong}; the principal directions are the ROWS of Vh (Vh[:k] is (k, 784)), "
-                         "so project with centred @ Vh[:k].T") from wrong
+            raise _Wrong(f"{wrong}; the principal directions are the ROWS of Vh, one direction of 784 pixels per "
+                         "row, largest variance first: which axis of the directions you kept runs over the pixels, "
+                         "and does it meet the pixel axis of the (N, 784) images?") from wrong
         if x_hat.shape != x.shape:
             if x_hat.shape == (x.shape[0], k):
-                raise _Wrong(f"{what} returned the codes, shape {tuple(x_hat.shape)}; map them back to 784 pixels "
-                             "(codes @ directions.T) and add the mean: x_hat has x's shape")
+                raise _Wrong(f"{what} returned the codes, shape {tuple(x_hat.shape)}: k numbers per image, not "
+                             "its reconstruction; x_hat has x's shape, so what takes k numbers back to 784 pixels "
+                             "around the images?")
             raise _Wrong(f"{what} returned shape {tuple(x_hat.shape)}; x_hat must have x's shape {tuple(x.shape)}")
         x_hat = x_hat.detach().float()
         reference = models.pca_reconstruct(x, k)
@@ -54,6 +56,15 @@ def _check_pca_reconstruct(pca_reconstruct) -> str:
         reference_error = float(((reference - x) ** 2).mean())
         uncentred_error = float(((x @ raw @ raw.T - x) ** 2).mean())
         mean_error = float(((mean - x) ** 2).mean())
+        image_means = x.mean(1, keepdim=True)  # (N, 1): one number per image, the wrong axis
+        by_image = x - image_means
+        image_directions = torch.linalg.svd(by_image, full_matrices=False).Vh[:k].T
+        by_image_hat = by_image @ image_directions @ image_directions.T
+        if any(_same(x_hat, candidate, rtol=0, atol=1e-3 * scale)
+               for candidate in (by_image_hat + image_means, by_image_hat)):
+            raise _Wrong("you centred x along the wrong axis: per image (each image minus the mean of its own "
+                         "pixels) instead of per pixel over the images. PCA subtracts the mean image, 784 numbers, "
+                         "one per pixel; which axis of x (N, 784) must the mean run over to give that?")
         if _same(x_hat, centred @ directions @ directions.T, rtol=0, atol=1e-3 * scale):
             raise _Wrong("you forgot to add the mean image back: you subtracted it before projecting, so your "
                          "x_hat lies around 0, not around the images; undo the centring at the end")
@@ -61,24 +72,24 @@ def _check_pca_reconstruct(pca_reconstruct) -> str:
                 math.isclose(error, uncentred_error, rel_tol=0.02)
                 and not math.isclose(error, reference_error, rel_tol=0.02)):
             raise _Wrong(f"you did not centre x: your error {error:.4f} is that of projecting the raw images "
-                         f"({uncentred_error:.4f}), the reference's is {reference_error:.4f}; subtract the mean "
-                         "image, find the directions of the centred images, project them, add the mean back")
+                         f"({uncentred_error:.4f}), the reference's is {reference_error:.4f}. PCA's directions are those "
+                         "along which the images vary around their mean image: what must x become first?")
         if error > 0.95 * mean_error:
             raise _Wrong(f"your reconstruction is about the mean image (MSE {error:.4f}, the mean image's "
                          f"{mean_error:.4f}): the k directions you kept carry almost no variance. Did you take the "
-                         "k of SMALLEST variance? torch.linalg.svd sorts singular values largest first (Vh[:k]), "
+                         "k of SMALLEST variance? torch.linalg.svd sorts singular values largest first, "
                          "torch.linalg.eigh sorts eigenvalues smallest first")
         for other_k in sorted({k - 1, k + 1, 5, 30} - {0, k}):
             if _same(x_hat, models.pca_reconstruct(x, other_k), rtol=0, atol=1e-3 * scale):
                 raise _Wrong(f"asked for k={k} you returned the reconstruction with {other_k} directions: "
-                             "use k directions (Vh[:k])")
+                             "use k directions")
         if reference_error <= error < 1.25 * reference_error:
             raise _Wrong(f"{what}: close (MSE {error:.4f}, the reference's {reference_error:.4f}) but not the "
                          "reconstruction by the exact top-k directions; an approximate method such as "
                          "torch.pca_lowrank? Use torch.linalg.svd of the centred images")
         raise _Wrong(f"{what}: your reconstruction differs from the reference's (MSE to x {error:.4f}, the "
-                     f"reference's {reference_error:.4f}): centre, take the top-k right singular vectors "
-                     "(Vh[:k], rows), project, map back, add the mean")
+                     f"reference's {reference_error:.4f}): did you centre by the mean image, keep the k directions of "
+                     "largest variance, and undo the centring at the end?")
     return "the same reconstructions as the reference for k = 3 on random data and k = 5 and 30 on real MNIST digits"
 
 
@@ -124,16 +135,31 @@ def _same_update(update: torch.Tensor, reference: torch.Tensor) -> bool:
 
 
 class _StepCounter:
-    """Counts an optimizer's steps; a loss passed to step() becomes a hint."""
+    """Counts an optimizer's steps; notes a step that found no gradient although backward had computed non-zero
+    ones earlier in the same call (they were cleared in between).
+    A loss passed to step() becomes a hint."""
 
-    def __init__(self, optimizer: torch.optim.Optimizer):
+    def __init__(self, optimizer: torch.optim.Optimizer, model: nn.Module):
         self.steps = 0
+        self.new_call()
         optimizer.register_step_pre_hook(self._before_step)
+        for p in model.parameters():
+            p.register_hook(self._on_gradient)
+
+    def new_call(self) -> None:
+        self.gradients_computed = False  # backward computed a non-zero gradient of some weight in this call
+        self.cleared_before_step = False
+
+    def _on_gradient(self, grad: torch.Tensor) -> None:
+        self.gradients_computed = self.gradients_computed or bool(grad.any())
 
     def _before_step(self, optimizer, args, kwargs) -> None:
         if any(isinstance(a, torch.Tensor) for a in (*args, *kwargs.values())):
-            raise _Wrong("optimizer.step() takes no loss (its optional argument is a closure): call "
-                         "loss.backward() first, then optimizer.step() with no argument")
+            raise _Wrong("optimizer.step() takes no loss (its optional argument is a closure): the step reads "
+                         "the gradients already stored on the weights; what must have put them there?")
+        grads = [p.grad for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
+        if self.gradients_computed and not any(bool(g.any()) for g in grads):
+            self.cleared_before_step = True
         self.steps += 1
 
 
@@ -142,11 +168,11 @@ _TRAIN_STEP_CRASHES = [
     (("must match the size of tensor",), "your loss compares tensors of different shapes: compare the "
      "reconstruction x_hat (B, 784) with the input x, not with the code z; model(x) returns (z, x_hat), in that "
      "order"),
-    (("'tuple' object has no attribute",), "model(x) returns the pair (z, x_hat): unpack it "
-     "(z, x_hat = model(x)) and compare x_hat with x"),
+    (("'tuple' object has no attribute",), "model(x) returns the pair (z, x_hat), not one tensor: which of the "
+     "two is the reconstruction to score against x?"),
     (("has no attribute 'step'", "has no attribute 'zero_grad'", "has no attribute 'backward'"),
-     "step() and zero_grad() are the optimizer's (optimizer.zero_grad(), optimizer.step()), backward() is the "
-     "loss's (loss.backward())"),
+     "step() and zero_grad() are the optimizer's methods, backward() is the loss tensor's: which object did you "
+     "call each on?"),
     (("only for scalar outputs",), "loss.backward() needs one number: the loss is a 0-d tensor, the mean over "
      "images and pixels (F.mse_loss's default, not reduction='none')"),
     (("does not require grad",), "your loss has no graph back to the weights (torch.no_grad(), .detach(), "
@@ -173,11 +199,13 @@ def _train_on_batch_call(answer, model: nn.Module, optimizer, x: torch.Tensor, w
 def _step_loss(loss, what: str) -> float:
     """The returned loss as a float, or a hint: it must be one number, without its graph."""
     if isinstance(loss, torch.Tensor) and loss.requires_grad:
-        raise _Wrong("you returned the loss with its graph (requires_grad=True): return loss.detach() or "
-                     "loss.item(); a caller that keeps every step's loss for the loss curve would otherwise keep "
-                     "every batch's graph in memory")
+        raise _Wrong("you returned the loss with its graph (requires_grad=True): it still carries the record of "
+                     "every operation of the step, and a caller that keeps every step's loss for the loss curve "
+                     "keeps every batch's graph in memory. What does the caller need: the number, or how it was "
+                     "computed?")
     if loss is None or loss is Ellipsis:
-        raise _Wrong(f"{what} returned {_described(loss)}; return the batch's loss (loss.detach() or loss.item())")
+        raise _Wrong(f"{what} returned {_described(loss)}; return the batch's loss, the number the step "
+                     "lowered, without its graph")
     return _number(loss, what)
 
 
@@ -196,12 +224,13 @@ def _check_train_on_batch_on_cpu(answer) -> str:
     reference = deepcopy(model)
     optimizer = torch.optim.SGD(model.parameters(), lr=_STEP_LR)
     reference_optimizer = torch.optim.SGD(reference.parameters(), lr=_STEP_LR)
-    counter = _StepCounter(optimizer)
+    counter = _StepCounter(optimizer, model)
     previous_update = None
     for call, x in enumerate((_real(_STEP_BATCH), _real(_STEP_BATCH, start=_STEP_BATCH)), start=1):
         which = "first" if call == 1 else "second"
         what = f"train_on_batch(model, optimizer, x) ({which} call, x of shape {tuple(x.shape)})"
         before, steps = _flat_parameters(model), counter.steps
+        counter.new_call()
         value = _step_loss(_train_on_batch_call(answer, model, optimizer, x, what), what)
         update, steps = _flat_parameters(model) - before, counter.steps - steps
         reference_before = _flat_parameters(reference)
@@ -214,37 +243,44 @@ def _check_train_on_batch_on_cpu(answer) -> str:
                          "for Adam, its running averages from call to call)")
         if steps == 0:
             if _gradients(model) == "none":
-                raise _Wrong("nothing happened to the model (no gradients, no step): after the loss, call "
-                             "loss.backward(), then optimizer.step()")
-            raise _Wrong("the gradients are there but the weights did not move: call optimizer.step() after "
-                         "loss.backward()")
+                raise _Wrong("nothing happened to the model: no gradient was computed and the optimizer never "
+                             "stepped. Of the four parts of a training step, which two come after the loss?")
+            raise _Wrong("the gradients are there but the weights did not move: the optimizer you were given "
+                         "never stepped. Which object moves the weights once the gradients exist?")
         if steps > 1:
             raise _Wrong(f"one call stepped the optimizer {steps} times: call optimizer.step() once per batch")
         if not moved:  # one step, yet no weight moved: the step found no gradient
+            if counter.cleared_before_step:
+                raise _Wrong("the gradients were computed (backward ran) but cleared again before the step: "
+                             "optimizer.step() found none, so the weights did not move. zero_grad throws away the "
+                             "gradients there are: which batch's must it throw away, and so where in the step does it belong?")
             gradients = _gradients(model)
             if gradients == "some":
                 raise _Wrong("optimizer.step() ran before loss.backward(): it found no gradients, so the first call "
-                             "changes nothing and every later call applies the previous batch's gradients; the order "
-                             "is zero_grad, backward, step")
+                             "changes nothing and every later call applies the previous batch's gradients. What "
+                             "must exist before the step can use it?")
             if gradients == "none":
                 raise _Wrong("the weights did not change: optimizer.step() found no gradients and none were "
-                             "computed; call loss.backward() before optimizer.step()")
+                             "computed. Which part of a training step computes them, and on which tensor?")
             raise _Wrong("every gradient is 0, so the weights did not change: your loss does not depend on them "
-                         "(x_hat compared with itself or a detached copy?); the loss is F.mse_loss(x_hat, x)")
+                         "(x_hat compared with itself or a detached copy?). What must the reconstruction be "
+                         "scored against?")
         if not _same_update(update, reference_update):
             if previous_update is not None and _same_update(update, reference_update + previous_update):
                 raise _Wrong("the first call was right, but the second moved the weights by both batches' "
-                             "gradients: backward() adds to the .grad already there, so call optimizer.zero_grad() "
-                             "before loss.backward() in every call")
+                             "gradients: backward() adds to the .grad already there, and the first batch's were "
+                             "still there. What clears them, and when must it run in every call?")
             sums = [(x.numel(), "you summed the squared errors over images and pixels"),
                     (x.shape[1], "you summed over the pixels"), (x.shape[0], "you summed over the images")]
             for factor, hint in sums:
                 if _same_update(update, factor * reference_update):
-                    raise _Wrong(f"your update is {factor:,} times the reference's: {hint}; take the mean, the MSE "
-                                 "per pixel (F.mse_loss), so the step size does not depend on the batch or image size")
+                    raise _Wrong(f"your update is {factor:,} times the reference's: {hint}, so the step size "
+                                 "grows with the batch or image size. Which reduction gives the error per pixel, "
+                                 "the same for any batch?")
             raise _Wrong(f"after the {which} call your weights moved differently from "
-                         "the reference's (same model, same batch, plain SGD): the loss is the MSE per pixel "
-                         "F.mse_loss(x_hat, x), then zero_grad, backward, step")
+                         "the reference's (same model, same batch, plain SGD): is your loss the MSE per pixel of "
+                         "the reconstruction against the input, and does the step use this batch's gradients "
+                         "alone?")
         if not _near(value, reference_loss, rtol=1e-4):
             raise _Wrong(f"{what} returned {value:.6g}; the batch's loss (the MSE per pixel before the step) is "
                          f"{reference_loss:.6g}: return the loss you called backward on")

@@ -169,8 +169,7 @@ def _filters_crash_hint(error: BaseException, units: int) -> str | None:
     message = str(error)
     if isinstance(error, AttributeError) and ("'hidden_dim'" in message or "'filters'" in message):
         return ("this model has no .hidden_dim or .filters (only the course's class has them): take the number of "
-                "units from the weight itself (weight.shape[0], or view(-1, 28, 28)); model.encoder[0] is all "
-                "you may rely on")
+                "units from the weight itself; model.encoder[0] is all you may rely on")
     if isinstance(error, AttributeError) and "'Sequential' object has no attribute 'weight'" in message:
         return ("model.encoder is an nn.Sequential (the Linear, then its activation): the Linear is "
                 "model.encoder[0], its weights model.encoder[0].weight")
@@ -209,12 +208,12 @@ def _check_encoder_filters_on_cpu(answer) -> str:
         shape = tuple(out.shape)
         if shape != (h, 28, 28):
             shape_hints = {
-                (h, 784): f"the weights flat: view each unit's 784 weights as a 28x28 image, "
-                          f"weight.view({h}, 28, 28)",
+                (h, 784): "the weights flat, one row of 784 per unit: each unit's row must become one 28x28 "
+                          "image",
                 (784, h): "one column per unit: that is weight.T, or the decoder's weight; each ROW of "
                           "model.encoder[0].weight is one unit's filter",
-                (28, 28, h): f"the units come first, one 28x28 image each, ({h}, 28, 28): weight.view({h}, 28, 28), "
-                             f"not a reshape to (28, 28, {h})",
+                (28, 28, h): f"the units come first, one 28x28 image each, ({h}, 28, 28); in a shape "
+                             f"(28, 28, {h}) each 28x28 slice mixes the weights of several units",
                 (h, 785): _FILTERS_BIAS_HINT,
             }
             raise _Wrong(f"{what} returned shape {shape}: {shape_hints.get(shape, f'expected ({h}, 28, 28)')}")
@@ -224,22 +223,23 @@ def _check_encoder_filters_on_cpu(answer) -> str:
             decoder_weights = [m.weight.detach().flatten().sort().values for m in model.decoder.modules()
                                if isinstance(m, nn.Linear)]
             if _same(values, expected.transpose(1, 2), rtol=0, atol=0):
-                raise _Wrong("the rows and columns of each image are swapped (a transpose): weight.view(h, 28, 28) "
-                             "already reads the 784 weights row by row, as the images were flattened")
+                raise _Wrong("the rows and columns of each image are swapped (a transpose): the images were "
+                             "flattened row by row, and a plain change of shape already reads the 784 weights "
+                             "back in that order. What did your transpose add?")
             if torch.equal(sorted_values, weight.flatten().sort().values):
-                raise _Wrong("each image mixes the weights of several units (weight.T.reshape(h, 28, 28) or a view "
-                             "to (28, 28, h)?): the 784 weights of unit i are row i of the weight, so "
-                             "weight.view(h, 28, 28)")
+                raise _Wrong("each image mixes the weights of several units (a reshape of the transposed weight, "
+                             "or a view to (28, 28, h)?): the 784 weights of unit i are row i of the weight. Does "
+                             "your image i, flattened again, equal row i?")
             if any(torch.equal(sorted_values, w) for w in decoder_weights if w.numel() == values.numel()):
                 raise _Wrong("these are the decoder's weights: the filters are the encoder's, model.encoder[0]."
                              "weight (h, 784), the pattern each hidden unit responds to")
             if _same(values, (weight + bias[:, None]).view(h, 28, 28)):
                 raise _Wrong(_FILTERS_BIAS_HINT)
-            raise _Wrong(f"for {label} your images are not the encoder's weights as they are: return "
-                         "model.encoder[0].weight viewed as (h, 28, 28), not scaled or normalised")
+            raise _Wrong(f"for {label} your images are not the encoder's weights as they are: a filter shows "
+                         "each unit's 784 weights unchanged, only arranged as 28x28, not scaled or normalised")
         if out.requires_grad:
-            raise _Wrong("your filters still carry the model's gradients (requires_grad=True): detach them "
-                         "(weight.detach()); they are a picture to plot, not a parameter to train")
+            raise _Wrong("your filters are still part of the graph of gradients (requires_grad=True): they are a "
+                         "picture to plot, not a parameter to train. What cuts a tensor from the graph?")
     return ("each hidden unit's 784 input weights as a 28x28 image, (h, 28, 28), detached, for the course's "
             "ShallowAutoencoder and for another model with a Linear(784, h) as model.encoder[0]")
 

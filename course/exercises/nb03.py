@@ -35,10 +35,12 @@ def _check_l1_penalty(l1_penalty) -> str:
                      "take the mean over images and units")
     doubled = penalty(z, 2 * weight)
     if _near(doubled, small, rtol=1e-3):
-        raise _Wrong("your penalty does not change with weight: multiply by it (weight * mean |z|)")
+        raise _Wrong(f"your penalty does not change with weight: {small:.4g} at weight {weight} and at "
+                     f"{2 * weight}; weight is the price per unit of activity, so what must doubling it do to "
+                     "the penalty?")
     if not _near(penalty(-z, weight), small, rtol=1e-3) or not _near(penalty(z.abs(), weight), small, rtol=1e-3):
-        raise _Wrong("your penalty changes when z changes sign: take the absolute value |z| (z.abs()); "
-                     "without it negative entries cancel positive ones")
+        raise _Wrong("your penalty changes when z changes sign, so negative entries cancel positive ones: an L1 "
+                     "penalty prices each entry by its absolute value, its size whatever its sign")
     for codes, w in ((z, weight), (_real_codes(), 0.01)):
         value, reference = penalty(codes, w), float(training.l1_penalty(codes, w))
         if _near(value, reference, rtol=1e-4):
@@ -46,7 +48,7 @@ def _check_l1_penalty(l1_penalty) -> str:
         if _near(value, w * float(codes.pow(2).mean()), rtol=1e-4):
             raise _Wrong("you squared z: that is an L2 penalty; the L1 penalty uses |z|")
         raise _Wrong(f"for z of shape {tuple(codes.shape)} and weight {w} your penalty is {value:.6g}, "
-                     f"the reference's weight * mean |z| is {reference:.6g}")
+                     f"the reference's {reference:.6g}")
     z_grad = z.clone().requires_grad_(True)
     what = f"l1_penalty(z, weight={weight}) with z of shape {tuple(z.shape)}"
     value = _tensor(_call(l1_penalty, z_grad, weight, what=what), what)
@@ -56,31 +58,38 @@ def _check_l1_penalty(l1_penalty) -> str:
     value.backward()
     expected = weight * z.sign() / z.numel()  # d(weight * mean |z|) / dz
     if z_grad.grad is None or not _same(z_grad.grad, expected, rtol=1e-3, atol=1e-9):
-        raise _Wrong("the value is right but its gradient is not that of weight * mean |z|: "
-                     "compute it with torch operations (z.abs().mean())")
+        raise _Wrong("the value is right but its gradient is not the reference's: was part of it computed "
+                     "outside torch's operations on z, or with a constant standing in for a tensor?")
     return "weight * mean |z| over images and units: the same for batch sizes 8 and 64 and for wider layers"
 
 
 def _check_dead_fraction(dead_fraction) -> str:
-    # 6 images x 10 units; units 0-1 dead, 2-4 silent on some images, image 5 silent everywhere.
+    # 7 images x 12 units; units 0-1 dead, 2-4 silent on some images, image 5 silent everywhere; units 10-11
+    # alive but barely (1e-30 on one image, 1e-4 on five): any threshold above 0 calls them dead.
     pattern = torch.tensor([
-        [0, 0, 1, 0, 1, 1, 1, 1, 1, 1],
-        [0, 0, 0, 1, 1, 1, 1, 1, 1, 1],
-        [0, 0, 1, 1, 0, 1, 1, 1, 1, 1],
-        [0, 0, 1, 1, 1, 1, 1, 1, 1, 1],
-        [0, 0, 1, 0, 1, 1, 1, 1, 1, 1],
-        [0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
+        [0, 0, 1, 0, 1, 1, 1, 1, 1, 1, 0, 1],
+        [0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 0, 1],
+        [0, 0, 1, 1, 0, 1, 1, 1, 1, 1, 1, 1],
+        [0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 0, 1],
+        [0, 0, 1, 0, 1, 1, 1, 1, 1, 1, 0, 1],
+        [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
+        [0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0],
     ], dtype=torch.float32)
-    designed = pattern * torch.rand(6, 10, generator=_generator(0)).add(0.1)
+    designed = pattern * torch.rand(7, 12, generator=_generator(0)).add(0.1)
+    designed[:, 10:] = pattern[:, 10:] * torch.tensor([1e-30, 1e-4])
     random_codes = torch.relu(torch.randn(40, 25, generator=_generator(1)))
     random_codes[:, ::4] = 0.0  # 7 of 25 units dead
-    cases = (("a designed (6 images, 10 units) code", designed), ("ReLU codes of real MNIST digits", _real_codes()),
+    cases = (("a designed (7 images, 12 units) code", designed), ("ReLU codes of real MNIST digits", _real_codes()),
              ("random (40, 25) codes", random_codes))
     for label, z in cases:
         what = f"dead_fraction(z) for {label}"
-        value = _number(_call(dead_fraction, z, what=what), what)
+        returned = _call(dead_fraction, z, what=what)
+        value = _number(returned, what)
         reference = metrics.dead_fraction(z)
         if _near(value, reference, rtol=1e-6, atol=1e-6):
+            if isinstance(returned, torch.Tensor):
+                raise _Wrong(f"{what}: the right fraction, {value:.4g}, but as a tensor of shape "
+                             f"{tuple(returned.shape)}: return a Python float, the number the table formats")
             continue
         zero = z <= 0
         variants = [
@@ -98,6 +107,13 @@ def _check_dead_fraction(dead_fraction) -> str:
         for candidate, hint in variants:
             if _near(value, candidate, rtol=1e-6, atol=1e-6):
                 raise _Wrong(hint)
+        largest = z.max(dim=0).values  # (units,)
+        faint = largest[(largest > 0) & (largest < 0.01)].sort().values  # living units a threshold may call dead
+        for count, barely in enumerate(faint.tolist(), start=1):
+            if _near(value, reference + count / z.shape[1], rtol=1e-6, atol=1e-6):
+                raise _Wrong(f"for {label} you counted as dead a unit that is on, if barely (its largest value is "
+                             f"{barely:.0e}): dead means exactly 0 for every image, and any threshold above 0 "
+                             "calls some living units dead")
         raise _Wrong(f"for {label} you return {value:.4g}; the fraction of units that are 0 for every image is "
                      f"{reference:.4g}")
     return "the fraction of units that are 0 on every image, for designed, real and random codes"
