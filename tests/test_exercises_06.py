@@ -5,6 +5,7 @@ import math
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 from course import models
 from exercise_helpers import notebook_tests
@@ -94,6 +95,40 @@ class DecoderStuckHalf(nn.Sequential):
         super().__init__(*layers[:-1], nn.ReLU(), layers[-1])
 
 
+class DecoderNoReLU(nn.Sequential):
+    """The reference without its ReLUs: four transposed convolutions in a row collapse into one linear map."""
+
+    def __init__(self, channels=(8, 16, 16)):
+        super().__init__(*[m for m in models.CodeOnlyDecoder(channels) if not isinstance(m, nn.ReLU)])
+
+
+class DecoderLayersInForward(nn.Module):
+    """The layers are made inside forward: .parameters() finds none, and each call draws new weights."""
+
+    def __init__(self, channels=(8, 16, 16)):
+        super().__init__()
+        self.channels = channels
+
+    def forward(self, z):
+        return models.CodeOnlyDecoder(self.channels)(z)
+
+
+class DecoderFunctionalReLU(nn.Module):
+    """A correct answer with explicit forward code and F.relu: no ReLU module to find."""
+
+    def __init__(self, channels=(8, 16, 16)):
+        super().__init__()
+        c1, c2, c3 = channels
+        self.t1 = nn.ConvTranspose2d(c3, c2, 3)
+        self.t2 = nn.ConvTranspose2d(c2, c2, 3, stride=2)
+        self.t3 = nn.ConvTranspose2d(c2, c1, 3, stride=2, padding=1, output_padding=1)
+        self.t4 = nn.ConvTranspose2d(c1, 1, 3, stride=2, padding=1, output_padding=1)
+
+    def forward(self, z):
+        h = F.relu(self.t3(F.relu(self.t2(F.relu(self.t1(z))))))
+        return torch.sigmoid(self.t4(h))
+
+
 # 06.transposed_output_size
 def transposed_no_output_padding(size, kernel, stride=1, padding=0, output_padding=0):
     return (size - 1) * stride - 2 * padding + kernel
@@ -139,6 +174,8 @@ WRONG = [
     ("06.CodeOnlyDecoder", DecoderIgnoresCode, "do not depend on the code"),
     ("06.CodeOnlyDecoder", DecoderFixedChannels, "build the layers from channels"),
     ("06.CodeOnlyDecoder", DecoderStuckHalf, "does not learn as it should"),
+    ("06.CodeOnlyDecoder", DecoderNoReLU, "no nonlinearity between your transposed convolutions"),
+    ("06.CodeOnlyDecoder", DecoderLayersInForward, "create them in __init__"),
 ]
 
 
@@ -163,6 +200,7 @@ CORRECT = [
     ("06.conv_output_size", lambda size, kernel, stride=1, padding=0:
         math.floor((size + 2 * padding - kernel) / stride) + 1),
     ("06.CodeOnlyDecoder", DecoderLinearFirst),
+    ("06.CodeOnlyDecoder", DecoderFunctionalReLU),
 ]
 
 (test_a_typical_mistake_fails_with_its_own_hint, test_every_exercise_detects_at_least_two_typical_mistakes,

@@ -39,6 +39,14 @@ def reparam_shared_eps(mu, logvar, generator):
     return mu + torch.exp(logvar / 2) * torch.randn(mu.shape[1], generator=generator)
 
 
+def reparam_logvar_as_std(mu, logvar, generator):
+    return mu + logvar * torch.randn(mu.shape, generator=generator)
+
+
+def reparam_half_logvar_as_std(mu, logvar, generator):
+    return mu + 0.5 * logvar * torch.randn(mu.shape, generator=generator)
+
+
 # 07.kl_divergence
 def kl_reference_terms(mu, logvar):
     return 1 + logvar - mu.pow(2) - logvar.exp()
@@ -66,6 +74,15 @@ def kl_missing_one(mu, logvar):
 
 def kl_mu_sign(mu, logvar):
     return -0.5 * (1 + logvar + mu.pow(2) - logvar.exp()).sum(1).mean()
+
+
+def kl_no_half(mu, logvar):
+    return -(1 + logvar - mu.pow(2) - logvar.exp()).sum(1).mean()
+
+
+def kl_logvar_for_log_sigma(mu, logvar):
+    """-ln sigma + (sigma^2 + mu^2 - 1) / 2 with logvar written for ln sigma: the hand checks at logvar = 0 pass."""
+    return (-logvar + 0.5 * (logvar.exp() + mu.pow(2) - 1)).sum(1).mean()
 
 
 # 07.kl_monte_carlo
@@ -106,6 +123,20 @@ def mc_without_log_sigma(mu, logvar, generator, n=2000):
     return (0.5 * z ** 2 - 0.5 * eps ** 2).sum(-1).mean()
 
 
+def _mc_with_scale(mu, logvar, generator, n, scale):
+    eps, z = _draws(mu, logvar, generator, n)
+    q, p = torch.distributions.Normal(mu, scale), torch.distributions.Normal(0.0, 1.0)
+    return (q.log_prob(z) - p.log_prob(z)).sum(dim=-1).mean()
+
+
+def mc_variance_as_scale(mu, logvar, generator, n=2000):
+    return _mc_with_scale(mu, logvar, generator, n, logvar.exp())
+
+
+def mc_logvar_as_scale(mu, logvar, generator, n=2000):
+    return _mc_with_scale(mu, logvar, generator, n, logvar)
+
+
 def mc_first_image_only(mu, logvar, generator, n=2000):
     return mc_per_image(mu[:1], logvar[:1], generator, n).mean().expand(()).clone()
 
@@ -126,12 +157,16 @@ WRONG = [
     ("07.reparameterize", reparam_torch_normal, "no gradient reaches mu"),
     ("07.reparameterize", reparam_detached, "no gradient flows"),
     ("07.reparameterize", reparam_shared_eps, "every image gets the same eps"),
+    ("07.reparameterize", reparam_logvar_as_std, "spread follows logvar itself"),
+    ("07.reparameterize", reparam_half_logvar_as_std, "spread follows half of logvar"),
     ("07.kl_divergence", kl_sign, "a sign error"),
     ("07.kl_divergence", kl_sum_over_batch, "summed over the batch"),
     ("07.kl_divergence", kl_mean_over_dims, "averaged over the code's dimensions"),
-    ("07.kl_divergence", kl_logvar_for_exp, "you wrote logvar where the formula has exp(logvar)"),
-    ("07.kl_divergence", kl_missing_one, "your KL is 2, not 0"),
+    ("07.kl_divergence", kl_logvar_for_exp, "you wrote logvar where the formula has the variance sigma^2"),
+    ("07.kl_divergence", kl_missing_one, "your KL is 2, not 0: 0.5 per dimension, a constant term is missing"),
     ("07.kl_divergence", kl_mu_sign, "sign error on mu^2"),
+    ("07.kl_divergence", kl_no_half, "yours is twice the KL"),
+    ("07.kl_divergence", kl_logvar_for_log_sigma, "the log-variance term is 2 times what it should be"),
     ("07.kl_monte_carlo", mc_per_image, "returned one estimate per image"),
     ("07.kl_monte_carlo", mc_summed_over_images, "you summed over the images"),
     ("07.kl_monte_carlo", mc_sign, "the wrong sign"),
@@ -139,6 +174,8 @@ WRONG = [
     ("07.kl_monte_carlo", mc_ignores_n, "the same with n = 1 as with n = 2000"),
     ("07.kl_monte_carlo", mc_closed_form, "nothing is drawn with the generator"),
     ("07.kl_monte_carlo", mc_without_log_sigma, "lacks its log-sigma term"),
+    ("07.kl_monte_carlo", mc_variance_as_scale, "Normal's scale is a standard deviation: you passed the variance"),
+    ("07.kl_monte_carlo", mc_logvar_as_scale, "Normal's scale is a standard deviation: you passed the log-variance"),
     ("07.kl_monte_carlo", mc_first_image_only, "a correct estimate is within"),
 ]
 

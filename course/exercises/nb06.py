@@ -129,6 +129,42 @@ def _reference_decoder_training() -> tuple[float, float]:
     return _training_mse(model, _DECODER_STEPS, _DECODER_BATCH, _DECODER_LR, images=True)
 
 
+def _transposed_made_in_forward(decoder: nn.Module) -> bool:
+    """Whether decoding runs an nn.ConvTranspose2d that is not among the decoder's modules (made in forward)."""
+    own, strangers = set(map(id, decoder.modules())), []
+
+    def hook(module, inputs, output):
+        if isinstance(module, nn.ConvTranspose2d) and id(module) not in own:
+            strangers.append(module)
+
+    handle = nn.modules.module.register_module_forward_hook(hook)
+    try:
+        with torch.no_grad():
+            decoder(torch.randn(2, 16, 1, 1, generator=_generator(4)))
+    except Exception:
+        pass
+    finally:
+        handle.remove()
+    return bool(strangers)
+
+
+def _affine_before_sigmoid(decoder: nn.Module, z: torch.Tensor) -> bool:
+    """Whether the logits under the final sigmoid are an affine function of the code: f(a) + f(b) = f(a + b) + f(0)
+    for two codes a, b, as no ReLU (or other nonlinearity) between the layers gives. In eval mode, one code at a time."""
+    a, b = 0.5 * z[:1], 0.5 * z[1:2]
+    training_mode = decoder.training
+    decoder.eval()
+    try:
+        with torch.no_grad():
+            f = [torch.logit(decoder(code).double().clamp(1e-7, 1 - 1e-7)) for code in (a, b, a + b, 0 * a)]
+    except Exception:
+        return False
+    finally:
+        decoder.train(training_mode)
+    scale = float((f[0] - f[3]).abs().max() + (f[1] - f[3]).abs().max())
+    return scale > 0 and float((f[0] + f[1] - f[2] - f[3]).abs().max()) < 1e-3 * scale
+
+
 def _check_code_only_decoder(answer) -> str:
     cls = _module_class(answer, "CodeOnlyDecoder")
     _device_probe("decoding a (2, 16, 1, 1) code", _build(cls, "CodeOnlyDecoder()"), torch.randn(2, 16, 1, 1))
@@ -144,6 +180,10 @@ def _check_code_only_decoder_on_cpu(cls: type) -> str:
         raise _Wrong("your decoder unpools (nn.MaxUnpool2d), which needs the encoder's pooling indices; this decoder "
                      "sees only the code: grow it with strided nn.ConvTranspose2d layers")
     if not any(isinstance(m, nn.ConvTranspose2d) for m in layers):
+        if _transposed_made_in_forward(decoder):
+            raise _Wrong("your decoder's nn.ConvTranspose2d layers are made inside forward: PyTorch never sees them "
+                         "(.parameters() finds none, so nothing is trained, and each call draws new weights); "
+                         "create them in __init__ as attributes of self (or in an nn.Sequential)")
         raise _Wrong("your decoder has no nn.ConvTranspose2d: grow the 1x1 code to 28x28 with transposed "
                      "convolutions (the notebook draws their kernels)")
     required = [p for p in inspect.signature(decoder.forward).parameters.values()
@@ -180,6 +220,11 @@ def _check_code_only_decoder_on_cpu(cls: type) -> str:
         other = decoder(torch.randn(4, 16, 1, 1, generator=_generator(6)))
     if float((images - other).abs().max()) < 1e-6 or float((images - images[0]).abs().max()) < 1e-6:
         raise _Wrong("your images do not depend on the code: different codes must decode to different images")
+    if _affine_before_sigmoid(decoder, z):
+        raise _Wrong("there is no nonlinearity between your transposed convolutions: before the sigmoid your decoder "
+                     "is an affine function of the code (f(a) + f(b) = f(a + b) + f(0) on two codes), and a stack of "
+                     "linear layers is no more than one linear layer; the statement asks for a ReLU between the "
+                     "layers: where is yours?")
     if not any(True for _ in decoder.parameters()):
         raise _Wrong("your decoder has no parameters: layers made inside forward, or kept in a Python list, are "
                      "invisible to PyTorch; create them in __init__ as attributes (or use nn.Sequential)")

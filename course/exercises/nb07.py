@@ -23,41 +23,51 @@ def _check_reparameterize(reparameterize) -> str:
     mu, logvar = mu_row.expand(images, dims).clone(), logvar_row.expand(images, dims).clone()
     z = sample(mu, logvar, seed=0).detach()
     if bool(torch.isnan(z).any()):
-        raise _Wrong("z has NaN where logvar < 0: sqrt(logvar) is not sigma; logvar = log sigma^2 can be negative, "
-                     "and sigma = exp(logvar / 2)")
+        raise _Wrong("z has NaN where logvar < 0: sqrt(logvar) is not sigma; logvar = log sigma^2 can be negative: "
+                     "which function undoes a log?")
     if not torch.equal(sample(mu, logvar, seed=0).detach(), z):
         raise _Wrong("two calls with equally seeded generators gave different z: the generator is ignored; "
-                     "draw eps with torch.randn(mu.shape, generator=generator, device=mu.device)")
+                     "draw eps with the generator you are given (torch.randn takes it by the keyword generator)")
     if torch.equal(sample(mu, logvar, seed=1).detach(), z):
         raise _Wrong("generators with different seeds gave the same z: draw eps with the generator you are given")
+    std = z.std(0)  # over 4,000 samples, one per dimension; logvar_row has no 0, so |logvar| > 0
+    for factor, which in ((1.0, "logvar itself"), (0.5, "half of logvar")):
+        if bool(((std - factor * logvar_row.abs()).abs() < 0.06 * factor * logvar_row.abs()).all()):
+            raise _Wrong(f"your samples' spread follows {which}, not the standard deviation logvar encodes (logvar is "
+                         "the log of the variance): what is sigma when logvar = 0?")
     eps = sample(torch.zeros(16, dims), torch.zeros(16, dims), seed=2).detach()  # z = eps when mu = 0, sigma = 1
+    if float(eps.abs().max()) < 1e-7:
+        raise _Wrong("with mu = 0 and logvar = 0 every z is exactly 0, no spread at all: what is sigma when "
+                     "logvar = 0?")
     if float((eps - eps[0]).abs().max()) < 1e-7:
         raise _Wrong("every image gets the same eps: draw eps with mu's shape (one N(0, 1) number per image and "
                      "dimension)")
     if float((eps - eps[:, :1]).abs().max()) < 1e-7:
         raise _Wrong("every code dimension gets the same eps: draw eps with mu's shape")
-    mean, std = z.mean(0), z.std(0)  # (dims,) each, over 4,000 samples
+    mean = z.mean(0)  # (dims,), over 4,000 samples
     sigma = torch.exp(logvar_row / 2)
     tolerance = 0.1 * torch.maximum(sigma, std)  # over 6 standard errors of the mean
     if bool(((mean + mu_row).abs() < tolerance).all()):
-        raise _Wrong("the mean of your z is -mu: a sign error; z = mu + sigma * eps")
+        raise _Wrong("the mean of your z is -mu: a sign error; the samples must be centred on mu")
     if not bool(((mean - mu_row).abs() < tolerance).all()):
-        raise _Wrong("the samples are not centred on mu: z = mu + sigma * eps")
+        raise _Wrong(f"the samples are not centred on mu: for mu {', '.join(f'{v:.2f}' for v in mu_row)} the mean of "
+                     f"your z over {images:,} draws is {', '.join(f'{v:.2f}' for v in mean)}")
 
     def like(candidate: torch.Tensor) -> bool:
         return bool(((std - candidate).abs() / candidate < 0.06).all())
 
     wrong_stds = [
-        (torch.exp(logvar_row), "you used exp(logvar), the variance, as the std: sigma = exp(logvar / 2)"),
-        (torch.exp(-logvar_row / 2), "sign error in the exponent: sigma = exp(+logvar / 2)"),
-        (logvar_row.abs(), "logvar is log sigma^2, not sigma: sigma = exp(logvar / 2)"),
+        (torch.exp(logvar_row), "you used exp(logvar), the variance, as the std: your spread grows as sigma^2, "
+                                "not sigma; how do you get sigma from the variance?"),
+        (torch.exp(-logvar_row / 2), "sign error in the exponent: your spread shrinks as logvar grows, but a larger "
+                                     "log-variance is a wider Gaussian"),
     ]
     if not like(sigma):
         for candidate, hint in wrong_stds:
             if like(candidate):
                 raise _Wrong(hint)
         raise _Wrong(f"the spread of your z is wrong: for logvar {', '.join(f'{v:.2f}' for v in logvar_row)} its std "
-                     f"is {', '.join(f'{v:.2f}' for v in std)}, expected sigma = exp(logvar / 2) = "
+                     f"is {', '.join(f'{v:.2f}' for v in std)}, expected sigma = "
                      f"{', '.join(f'{v:.2f}' for v in sigma)}")
     torch.manual_seed(0)
     vae = models.VariationalAutoencoder(latent_dim=dims, hidden_dim=32)
@@ -67,13 +77,14 @@ def _check_reparameterize(reparameterize) -> str:
     z = sample(mu_leaf, logvar_leaf, seed=3)
     if not z.requires_grad:
         raise _Wrong("no gradient flows from z to mu and logvar (a detached sample, torch.no_grad or numpy?): "
-                     "build z = mu + sigma * eps from mu and logvar themselves")
+                     "build z from mu and logvar themselves, with torch operations")
     weights = torch.randn(z.shape, generator=_generator(8))
     (z * weights).sum().backward()
     for name, leaf in (("mu", mu_leaf), ("logvar", logvar_leaf)):
         if leaf.grad is None or not bool(leaf.grad.any()):
-            raise _Wrong(f"no gradient reaches {name}: torch.normal(mu, std) and .sample() are not differentiable; "
-                         "draw eps ~ N(0, 1) and compute z = mu + sigma * eps")
+            raise _Wrong(f"no gradient reaches {name}: torch.normal(mu, std) and .sample() are not differentiable "
+                         "in mu and sigma; which part of z can be drawn without them, so that mu and sigma enter by "
+                         "arithmetic?")
     eps = (z.detach() - mu_real) / torch.exp(logvar_real / 2)
     if not (_same(mu_leaf.grad, weights, rtol=1e-3, atol=1e-5)
             and _same(logvar_leaf.grad, weights * 0.5 * torch.exp(logvar_real / 2) * eps, rtol=1e-3, atol=1e-5)):
@@ -95,8 +106,8 @@ def _check_kl_divergence(kl_divergence) -> str:
     zero = torch.zeros(8, 4)
     at_prior = kl(zero, zero)
     if _near(at_prior, 0.5 * 4, rtol=1e-4):
-        raise _Wrong(f"at mu = 0, logvar = 0 (q is the prior itself) your KL is {at_prior:.3g}, not 0: "
-                     "the formula has a '1 +': -0.5 * sum(1 + logvar - mu^2 - exp(logvar))")
+        raise _Wrong(f"at mu = 0, logvar = 0 (q is the prior itself) your KL is {at_prior:.3g}, not 0: 0.5 per "
+                     "dimension, a constant term is missing (the KL of a distribution from itself is 0)")
     value = kl(mu, logvar)
     if _near(kl(mu.repeat(8, 1), logvar.repeat(8, 1)), 8 * value, rtol=1e-3) and value != 0:
         raise _Wrong("your KL grows with the batch size: you summed over the batch; average over the images")
@@ -113,20 +124,30 @@ def _check_kl_divergence(kl_divergence) -> str:
             continue
         per_image = lambda terms: float(terms.sum(dim=1).mean())  # noqa: E731
         variants = [
-            (-reference, "your KL is negative: a sign error; KL = -0.5 * sum(1 + logvar - mu^2 - exp(logvar)) >= 0"),
-            (per_image(-0.5 * (1 + lv + m ** 2 - lv.exp())), "sign error on mu^2: it enters as - mu^2 inside "
-                                                               "-0.5 * sum(1 + logvar - mu^2 - exp(logvar))"),
-            (per_image(-0.5 * (1 + lv - m ** 2 - lv)), "you wrote logvar where the formula has exp(logvar) (sigma^2)"),
-            (2 * reference, "you dropped the factor 0.5: -0.5 * sum(1 + logvar - mu^2 - exp(logvar))"),
-            (reference + 0.5 * m.shape[1], "the formula has a '1 +': -0.5 * sum(1 + logvar - mu^2 - exp(logvar))"),
+            (-reference, "your KL is negative: a sign error; a KL divergence is never below 0"),
+            (per_image(-0.5 * (1 + lv + m ** 2 - lv.exp())), "sign error on mu^2: yours falls as mu moves away from "
+                                                               "0, yet a code far from the prior's mean must cost more"),
+            (per_image(-0.5 * (1 + lv - m ** 2 - lv)), "you wrote logvar where the formula has the variance sigma^2: "
+                                                       "what is sigma^2 in terms of logvar?"),
+            (2 * reference, "yours is twice the KL: a factor is missing"),
+            (reference + 0.5 * m.shape[1], "yours is 0.5 per dimension too large: a constant term is missing"),
         ]
         for candidate, hint in variants:
             if _near(value, candidate, rtol=1e-4, atol=1e-6):
                 raise _Wrong(hint)
         at_one = kl(torch.ones(8, 4), zero)  # 1/2 per dimension: 2
+        # At mu = 0 the KL per dimension is (exp(L) - 1) / 2 minus the log-variance term, L / 2: yours, c * L
+        factors = [((math.exp(L) - 1) / 2 - kl(zero, torch.full((8, 4), L)) / 4) / L / 0.5 for L in (1.0, -1.0)]
+        if _near(at_one, 2, rtol=1e-3) and _near(factors[0], factors[1], rtol=1e-3) \
+                and not _near(factors[0], 1, rtol=1e-3):
+            raise _Wrong(f"your KL is right where logvar = 0 but not elsewhere: at mu = 0, logvar = 1 it is "
+                         f"{kl(zero, torch.ones(8, 4)) / 4:.4g} per dimension, not {(math.e - 2) / 2:.4g}: the "
+                         f"log-variance term is {factors[0]:.3g} times what it should be; the term is ln sigma, so "
+                         "what is ln sigma in terms of logvar?")
         raise _Wrong(f"for mu of shape {tuple(m.shape)} your KL is {value:.6g}, the reference's {reference:.6g}: "
-                     f"check your closed form by hand: at mu = 0, logvar = 0 yours gives {at_prior:.4g} (must be 0), "
-                     f"at mu = 1, logvar = 0 {at_one:.4g} (must be 1/2 per dimension: 2 for these 4)")
+                     f"check your closed form by hand at two points: with mu = 0 and logvar = 0 yours gives "
+                     f"{at_prior:.4g} (it must be 0), with mu = 1 and logvar = 0 it gives {at_one:.4g} (it must be "
+                     "1/2 per dimension: 2 for these 4)")
     mu_leaf, logvar_leaf = mu.clone().requires_grad_(True), logvar.clone().requires_grad_(True)
     what = f"kl_divergence(mu, logvar) with mu of shape {tuple(mu.shape)}"
     value = _tensor(_call(kl_divergence, mu_leaf, logvar_leaf, what=what), what)
@@ -175,6 +196,13 @@ def _kl_spread(mu: torch.Tensor, logvar: torch.Tensor, draws: int = 20_000) -> f
     return float(per_draw.std())
 
 
+def _kl_with_scale(mu: torch.Tensor, logvar: torch.Tensor, scale: torch.Tensor) -> float:
+    """The expected log N(z; mu, scale) - log N(z; 0, 1) for z ~ N(mu, sigma^2): what an estimate that gives Normal
+    the wrong scale tends to, summed over the code's dimensions and averaged over the images."""
+    variance = torch.exp(logvar)
+    return float((-torch.log(scale) - variance / (2 * scale ** 2) + (mu ** 2 + variance) / 2).sum(dim=1).mean())
+
+
 def _check_kl_monte_carlo(kl_monte_carlo) -> str:
     g = _generator(0)
     # sigma mostly below 1, as a trained encoder gives: a missing log-sigma term shows
@@ -183,7 +211,24 @@ def _check_kl_monte_carlo(kl_monte_carlo) -> str:
     def estimate(m: torch.Tensor, lv: torch.Tensor, seed: int, **n) -> float:
         what = f"kl_monte_carlo(mu, logvar, generator{', n=' + str(n['n']) if n else ''}) with mu of shape " \
                f"{tuple(m.shape)}"
-        value = _tensor(_call(kl_monte_carlo, m, lv, _generator(seed), what=what, **n), what)
+        try:
+            value = _tensor(_call(kl_monte_carlo, m, lv, _generator(seed), what=what, **n), what)
+        except _Wrong as wrong:
+            cause = wrong.__cause__
+            if isinstance(cause, ValueError) and "scale" in str(cause) and "GreaterThan" in str(cause) \
+                    and bool((lv < 0).any()):
+                positive = lv.abs() + 0.3  # a log-variance passed as scale runs here, and its estimate shows it
+                try:
+                    shown = float(_call(kl_monte_carlo, m, positive, _generator(seed), what=what, **n))
+                except Exception:
+                    shown = math.nan
+                if abs(shown - _kl_with_scale(m, positive, positive)) < 0.05 + 0.05 * abs(shown):
+                    raise _Wrong(f"{what} raised ValueError, Normal's scale below 0: Normal's scale is a standard "
+                                 "deviation: you passed the log-variance, which is negative wherever sigma < 1; "
+                                 "what is sigma in terms of logvar?") from cause
+                raise _Wrong(f"{what} raised ValueError, Normal's scale below 0: Normal's scale is a standard "
+                             "deviation, which is never negative; which tensor did you pass as scale?") from cause
+            raise
         if value.shape == (m.shape[0],):
             raise _Wrong(f"{what} returned one estimate per image, shape {tuple(value.shape)}; return one number, "
                          "as kl_divergence does: average over the images too")
@@ -209,7 +254,9 @@ def _check_kl_monte_carlo(kl_monte_carlo) -> str:
                     (closed / dims, "you averaged over the code's dimensions: sum the log-densities over them"),
                     (-closed, "your estimate has the wrong sign: it is log q(z) minus log p(z), q the encoder's"),
                     (closed + 0.5 * float(logvar.sum(dim=1).mean()), "log q(z) lacks its log-sigma term: q's "
-                     "density has sigma in its normalisation, not only in the exponent")]
+                     "density has sigma in its normalisation, not only in the exponent"),
+                    (_kl_with_scale(mu, logvar, torch.exp(logvar)), "Normal's scale is a standard deviation: you "
+                     "passed the variance; how do you get sigma from it?")]
         for candidate, hint in variants:
             if abs(value - candidate) <= tolerance * max(1.0, abs(candidate / closed)):
                 raise _Wrong(f"your estimate is {value:.4g}, the closed form {closed:.4g}: {hint}")
