@@ -6,8 +6,9 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from course.data import to_float
-from course.models import IMAGE_SIZE, ConvAutoencoder, evaluating, model_device
+from course.checkpoints import Trained, train_or_load
+from course.data import DigitData, to_float
+from course.models import IMAGE_SIZE, CodeOnlyDecoder, ConvAutoencoder, ConvCodeAutoencoder, evaluating, model_device
 
 # The sides of the encoder's feature maps just before each pooling: 28 -> 26, 13 -> 11, 5 -> 3.
 _POOLED_FROM = ((IMAGE_SIZE - 2, IMAGE_SIZE - 2), (11, 11), (3, 3))
@@ -83,3 +84,11 @@ def index_swap(model: nn.Module, x_a: torch.Tensor, x_b: torch.Tensor) -> dict:
             to_b.append(((x_hat - b) ** 2).flatten(1).mean(1).cpu())
     to_a, to_b = torch.cat(to_a), torch.cat(to_b)
     return {"closer_to_b": float((to_b < to_a).float().mean()), "to_a": to_a, "to_b": to_b}
+
+
+def train_code_only(decoder_class: type[nn.Module], data: DigitData, **train_args) -> Trained:
+    """The course's conv encoder with `decoder_class()` behind it, trained or loaded (the registry's "conv-code"
+    when it is the course's own decoder, cached once trained)."""
+    if decoder_class is CodeOnlyDecoder:
+        return train_or_load("conv-code", data, **train_args)
+    return train_or_load(lambda: ConvCodeAutoencoder(decoder=decoder_class()), data, **train_args)

@@ -277,7 +277,7 @@ WRONG = [
     ("01.pca_reconstruct", pca_codes_only, "returned the codes"),
     ("01.pca_reconstruct", pca_fixed_k, "use k"),
     ("01.pca_reconstruct", pca_randomized, "approximate method"),
-    ("01.pca_reconstruct", pca_columns_of_vh, "the principal directions are the ROWS of Vh"),
+    ("01.pca_reconstruct", pca_columns_of_vh, "its two axes are not alike"),
     ("01.pca_reconstruct", pca_centred_per_image, "centred x along the wrong axis: per image"),
     ("01.train_on_batch", step_no_zero_grad, "backward() adds to the .grad already there"),
     ("01.train_on_batch", step_before_backward, "optimizer.step() ran before loss.backward()"),

@@ -8,7 +8,7 @@ from torch import nn
 
 from course import models
 from course.exercises import solution
-from exercise_helpers import notebook_tests, verdict
+from exercise_helpers import answer_id, notebook_tests, verdict
 
 
 # 02.ShallowAutoencoder
@@ -159,8 +159,8 @@ def filters_normalised(model):
 WRONG = [
     ("02.ShallowAutoencoder", ShallowOnlyXHat, "forward returned one tensor"),
     ("02.ShallowAutoencoder", ShallowSwapped, "returned (x_hat, z)"),
-    ("02.ShallowAutoencoder", ShallowNoSigmoid, "missing the sigmoid"),
-    ("02.ShallowAutoencoder", ShallowNoReLU, "missing the ReLU"),
+    ("02.ShallowAutoencoder", ShallowNoSigmoid, "which activation maps any number into (0, 1)"),
+    ("02.ShallowAutoencoder", ShallowNoReLU, "never gives a negative number"),
     ("02.ShallowAutoencoder", ShallowFixedWidth, "wrong layer sizes"),
     ("02.ShallowAutoencoder", ShallowNoEncoderBias, "the encoder's Linear has no bias"),
     ("02.ShallowAutoencoder", ShallowDetachedCode, "no gradient reaches encoder"),
@@ -253,3 +253,13 @@ def test_every_way_of_keeping_the_bias_gets_the_bias_hint(capsys):
 def test_an_encoder_filters_line_does_not_print_the_fix_as_code(capsys, answer):
     passed, line = verdict(capsys, "02.encoder_filters", answer)
     assert not passed and "view(" not in line and ".detach()" not in line and "shape[0]" not in line, line
+
+
+# The fix, as code or as the one decision the exercise asks for, which a hint must not print (issue 19).
+FIX_CODE = ("nn.ReLU()", "nn.Sigmoid()", "row i", "each ROW", "weight.T", "missing the sigmoid", "missing the ReLU")
+
+
+@pytest.mark.parametrize("name, answer, phrase", WRONG, ids=[answer_id(n, a) for n, a, _ in WRONG])
+def test_a_hint_names_the_mistake_without_printing_the_fix(capsys, name, answer, phrase):
+    line = verdict(capsys, name, answer)[1]
+    assert not [code for code in FIX_CODE if code in line], line

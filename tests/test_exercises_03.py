@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from exercise_helpers import notebook_tests, verdict
+from exercise_helpers import answer_id, notebook_tests, verdict
 
 
 # 03.l1_penalty
@@ -78,8 +78,7 @@ def dead_no_return(z):
 
 
 
-L1_BATCH_HINT = ("your penalty grows with the batch size: you summed over the batch; "
-                 "take the mean over images and units")
+L1_BATCH_HINT = "your penalty grows with the batch size: you summed over the batch, which breaks"
 
 WRONG = [
     ("03.l1_penalty", l1_sum_over_batch, L1_BATCH_HINT),
@@ -132,3 +131,13 @@ def test_a_one_element_tensor_is_refused_whatever_its_shape(capsys):
 def test_an_l1_penalty_line_does_not_print_the_fix_as_code(capsys, answer):
     passed, line = verdict(capsys, "03.l1_penalty", answer)
     assert not passed and "weight * mean" not in line and "z.abs()" not in line, line
+
+
+# The fix, as code or as the one decision the exercise asks for, which a hint must not print (issue 19).
+FIX_CODE = ("mean over images and units", "dim=0", ".abs()", ".all(", "mean()")
+
+
+@pytest.mark.parametrize("name, answer, phrase", WRONG, ids=[answer_id(n, a) for n, a, _ in WRONG])
+def test_a_hint_names_the_mistake_without_printing_the_fix(capsys, name, answer, phrase):
+    line = verdict(capsys, name, answer)[1]
+    assert not [code for code in FIX_CODE if code in line], line

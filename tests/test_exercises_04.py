@@ -84,6 +84,16 @@ def denoise_second_draw_target(model, x, corrupt):
     return F.mse_loss(model(corrupt(x))[1], corrupt(x))
 
 
+def denoise_model_sees_second_draw(model, x, corrupt):
+    corrupt(x)  # a stray first draw: the model then sees the second
+    return F.mse_loss(model(corrupt(x))[1], x)
+
+
+def denoise_scaled(model, x, corrupt):  # matches no named slip; corrupt called twice
+    corrupt(x)
+    return 0.5 * F.mse_loss(model(corrupt(x))[1], x)
+
+
 def denoise_item(model, x, corrupt):
     return F.mse_loss(model(corrupt(x))[1], x).item()
 
@@ -103,6 +113,8 @@ WRONG = [
     ("04.denoising_loss", denoise_corrupt_unused, "the model saw the clean x"),
     ("04.denoising_loss", denoise_sum, "summed the squared errors"),
     ("04.denoising_loss", denoise_second_draw_target, "second corruption"),
+    ("04.denoising_loss", denoise_model_sees_second_draw, "how many calls does one loss need"),
+    ("04.denoising_loss", denoise_scaled, "corrupt was called 2 times"),
     ("04.denoising_loss", denoise_item, "returned a Python float"),
 ]
 
@@ -115,7 +127,7 @@ CORRECT = [
 
 # Code or formulas of the fix, which a hint must not print (issue 19: it names the mistake, not the answer).
 FIX_CODE = ("torch.randn(", ".clamp(", "clamp(0", "generator=generator", "x + noise_std", "noise_std * eps",
-            "noise_std * torch")
+            "noise_std * torch", "model(corrupt(x))")
 
 
 @pytest.mark.parametrize("name, answer, phrase", WRONG, ids=[answer_id(n, a) for n, a, _ in WRONG])

@@ -3,12 +3,13 @@ from __future__ import annotations
 
 import math
 
+import pytest
 import torch
 from torch import nn
 from torch.nn import functional as F
 
 from course import models
-from exercise_helpers import notebook_tests
+from exercise_helpers import answer_id, notebook_tests, verdict
 
 
 # 06.conv_output_size
@@ -157,13 +158,13 @@ def transposed_no_defaults(size, kernel, stride, padding, output_padding):
 WRONG = [
     ("06.conv_output_size", size_no_plus_one, "forgot the + 1"),
     ("06.conv_output_size", size_padding_once, "both sides"),
-    ("06.conv_output_size", size_no_floor, "floor the division"),
+    ("06.conv_output_size", size_no_floor, "which division drops it"),
     ("06.conv_output_size", size_no_stride, "ignored the stride"),
     ("06.conv_output_size", size_no_defaults, "give stride a default of 1"),
     ("06.transposed_output_size", transposed_no_output_padding, "output_padding is added"),
-    ("06.transposed_output_size", transposed_padding_once, "twice padding"),
+    ("06.transposed_output_size", transposed_padding_once, "at both borders of a side"),
     ("06.transposed_output_size", transposed_n_strides, "(n - 1) strides after the first"),
-    ("06.transposed_output_size", transposed_padding_added, "subtract it"),
+    ("06.transposed_output_size", transposed_padding_added, "it does not add them"),
     ("06.transposed_output_size", transposed_as_convolution, "that is a convolution's size"),
     ("06.transposed_output_size", transposed_no_defaults, "output_padding defaults of 0"),
     ("06.CodeOnlyDecoder", DecoderWrongSize, "ConvTranspose2d 8x13x13 -> ReLU 8x13x13 -> ConvTranspose2d 1x25x25"),
@@ -173,7 +174,7 @@ WRONG = [
     ("06.CodeOnlyDecoder", DecoderUpsampleOnly, "no nn.ConvTranspose2d"),
     ("06.CodeOnlyDecoder", DecoderIgnoresCode, "do not depend on the code"),
     ("06.CodeOnlyDecoder", DecoderFixedChannels, "build the layers from channels"),
-    ("06.CodeOnlyDecoder", DecoderStuckHalf, "does not learn as it should"),
+    ("06.CodeOnlyDecoder", DecoderStuckHalf, "goes below 0.5"),
     ("06.CodeOnlyDecoder", DecoderNoReLU, "no nonlinearity between your transposed convolutions"),
     ("06.CodeOnlyDecoder", DecoderLayersInForward, "create them in __init__"),
 ]
@@ -206,3 +207,15 @@ CORRECT = [
 (test_a_typical_mistake_fails_with_its_own_hint, test_every_exercise_detects_at_least_two_typical_mistakes,
  test_different_mistakes_of_one_exercise_get_different_hints, test_a_correct_answer_written_differently_passes,
  test_strict_mode_raises_the_same_hint_for_a_wrong_answer) = notebook_tests("06", WRONG, CORRECT)
+
+
+# The fix as code, which a hint must not print (issue 19: it names the mistake, not the answer).
+FIX_CODE = ("//", "2 * padding", "floor(", "+ 1)", "nn.Sigmoid()", "nn.ReLU()")
+
+
+@pytest.mark.parametrize("name, answer, phrase", WRONG, ids=[answer_id(n, a) for n, a, _ in WRONG])
+def test_a_hint_names_the_mistake_without_printing_the_fix(capsys, name, answer, phrase):
+    line = verdict(capsys, name, answer)[1]
+    # The decoder's size message may print the transposed convolution's size rule: the notebook states it.
+    codes = FIX_CODE if name != "06.CodeOnlyDecoder" else ("nn.Sigmoid()", "nn.ReLU()")
+    assert not [code for code in codes if code in line], line

@@ -34,9 +34,9 @@ def _check_pca_reconstruct(pca_reconstruct) -> str:
         except _Wrong as wrong:
             if "shapes cannot be multiplied" not in str(wrong):
                 raise
-            raise _Wrong(f"{wrong}; the principal directions are the ROWS of Vh, one direction of 784 pixels per "
-                         "row, largest variance first: which axis of the directions you kept runs over the pixels, "
-                         "and does it meet the pixel axis of the (N, 784) images?") from wrong
+            raise _Wrong(f"{wrong}; Vh is (784, 784) but its two axes are not alike: which one runs over the "
+                         "principal directions, largest variance first, and which over the pixels? Does the pixel "
+                         "axis of the directions you kept meet the pixel axis of the (N, 784) images?") from wrong
         if x_hat.shape != x.shape:
             if x_hat.shape == (x.shape[0], k):
                 raise _Wrong(f"{what} returned the codes, shape {tuple(x_hat.shape)}: k numbers per image, not "

@@ -78,19 +78,19 @@ def _check_shallow_autoencoder_on_cpu(cls: type) -> str:
         raise _Wrong("forward(x) should return (encode(x), decode(encode(x))); yours returns something else")
     if bool((z < 0).any()):
         raise _Wrong(f"the code z has negative values ({float(z.detach().min()):.3f}): "
-                     "missing the ReLU after the first Linear")
+                     "which activation after the first Linear never gives a negative number?")
     if not bool((z == 0).any()):
         raise _Wrong("no entry of z is exactly 0, as ReLU units give for about half the inputs at first: "
-                     "use nn.ReLU() on the hidden layer (not a sigmoid or tanh)")
+                     "which activation on the hidden layer gives exact zeros?")
     with torch.no_grad():
         far = model.decode(100 * z)  # large codes: only a squashing output stays in [0, 1]
     for images in (x_hat.detach(), far):
         if float(images.min()) < 0 or float(images.max()) > 1:
             raise _Wrong(f"x_hat runs from {float(images.min()):.3f} to {float(images.max()):.3f}, outside [0, 1] "
-                         "where pixels live: missing the sigmoid after the last Linear")
+                         "where pixels live: which activation maps any number into (0, 1), and where must it go?")
     if bool((x_hat == 0).any()):
-        raise _Wrong("some outputs are exactly 0, which a sigmoid never gives: end the decoder with nn.Sigmoid() "
-                     "(not a ReLU or a clamp)")
+        raise _Wrong("some outputs are exactly 0, which a sigmoid never gives: what ends your decoder, and is "
+                     "it the activation the statement asks for?")
 
     missing = _missing_gradients(model, training.mse_loss(x_hat, x))
     if missing:
@@ -210,8 +210,8 @@ def _check_encoder_filters_on_cpu(answer) -> str:
             shape_hints = {
                 (h, 784): "the weights flat, one row of 784 per unit: each unit's row must become one 28x28 "
                           "image",
-                (784, h): "one column per unit: that is weight.T, or the decoder's weight; each ROW of "
-                          "model.encoder[0].weight is one unit's filter",
+                (784, h): "one column per unit: a transposed weight, or the decoder's? Print "
+                          "model.encoder[0].weight.shape: along which axis are the units?",
                 (28, 28, h): f"the units come first, one 28x28 image each, ({h}, 28, 28); in a shape "
                              f"(28, 28, {h}) each 28x28 slice mixes the weights of several units",
                 (h, 785): _FILTERS_BIAS_HINT,
@@ -228,8 +228,8 @@ def _check_encoder_filters_on_cpu(answer) -> str:
                              "back in that order. What did your transpose add?")
             if torch.equal(sorted_values, weight.flatten().sort().values):
                 raise _Wrong("each image mixes the weights of several units (a reshape of the transposed weight, "
-                             "or a view to (28, 28, h)?): the 784 weights of unit i are row i of the weight. Does "
-                             "your image i, flattened again, equal row i?")
+                             "or a view to (28, 28, h)?). Along which axis of the weight do unit i's 784 weights lie, "
+                             "and does your image i, flattened again, equal them?")
             if any(torch.equal(sorted_values, w) for w in decoder_weights if w.numel() == values.numel()):
                 raise _Wrong("these are the decoder's weights: the filters are the encoder's, model.encoder[0]."
                              "weight (h, 784), the pattern each hidden unit responds to")
@@ -246,7 +246,6 @@ def _check_encoder_filters_on_cpu(answer) -> str:
 
 _add(Exercise(
     "02.encoder_filters", "02_standard_autoencoder",
-    "Return each hidden unit's input weights, one row of the first encoder layer's weight matrix, as a 28 by 28 "
-    "image, detached from the model, for any model whose first encoder layer maps 784 pixels to hidden_dim units.",
+    "Return each hidden unit's 784 input weights, from the first encoder layer, as a 28 by 28 image, detached from the model, for any model whose first encoder layer maps 784 pixels to hidden_dim units.",
     "encoder_filters(model) -> (hidden_dim, 28, 28): model.encoder[0] a Linear(784, hidden_dim)",
     5, encoder_filters, _check_encoder_filters))

@@ -23,16 +23,16 @@ def _check_l1_penalty(l1_penalty) -> str:
 
     def penalty(z: torch.Tensor, weight: float) -> float:
         what = f"l1_penalty(z, weight={weight}) with z of shape {tuple(z.shape)}"
-        value = _scalar(_call(l1_penalty, z, weight, what=what), what, "the mean over images and units")
+        value = _scalar(_call(l1_penalty, z, weight, what=what), what, "one price for the whole batch")
         return float(value.detach())
 
     small = penalty(z, weight)
     if _near(penalty(z.repeat(8, 1), weight), 8 * small, rtol=1e-3) and small != 0:
-        raise _Wrong("your penalty grows with the batch size: you summed over the batch; "
-                     "take the mean over images and units")
+        raise _Wrong("your penalty grows with the batch size: you summed over the batch, which breaks "
+                     "the statement's first rule; what reduction does not care how many images there are?")
     if _near(penalty(z.repeat(1, 4), weight), 4 * small, rtol=1e-3) and small != 0:
-        raise _Wrong("your penalty grows with the number of units: you summed over the units; "
-                     "take the mean over images and units")
+        raise _Wrong("your penalty grows with the number of units: you summed over the units, which "
+                     "breaks the statement's second rule (a wider layer must not cost more)")
     doubled = penalty(z, 2 * weight)
     if _near(doubled, small, rtol=1e-3):
         raise _Wrong(f"your penalty does not change with weight: {small:.4g} at weight {weight} and at "
@@ -98,9 +98,9 @@ def _check_dead_fraction(dead_fraction) -> str:
             (float(zero.float().mean()), "you measured the fraction of zero ENTRIES (image, unit pairs); a unit is "
                                          "dead only when it is 0 for every image: count units (columns), not entries"),
             (float(zero.any(dim=0).float().mean()), "you counted units that are 0 on ANY image; a dead unit is 0 on "
-                                                    "EVERY image (.all(dim=0), not .any(dim=0))"),
-            (float(zero.all(dim=1).float().mean()), "you reduced along the wrong axis: z is (images, units); a unit "
-                                                    "is a column, so reduce over dim=0 (the images)"),
+                                                    "EVERY image: which logical reduction asks that?"),
+            (float(zero.all(dim=1).float().mean()), "you reduced along the wrong axis: you found the images whose "
+                                                    "whole code is 0; which axis of z counts the images?"),
             (1.0 - reference, "you returned the fraction of units that are ALIVE (active on some image); "
                               "dead_fraction is the fraction that never fire"),
         ]

@@ -104,6 +104,9 @@ def _check_denoising_loss_on_cpu(denoising_loss) -> str:
                                                          "the target is the clean x"),
                 (float(training.mse_loss(x_hat, second)), "you scored against a second corruption of x: "
                                                           "the target is the clean x (call corrupt once)"),
+                (float(training.mse_loss(model(second)[1], x)), "the model saw the second noisy copy corrupt "
+                                                                 "returned, not the first: each call draws new "
+                                                                 "noise, so how many calls does one loss need?"),
                 (float(training.mse_loss(model(x)[1], x)), "the model saw the clean x: feed it corrupt(x) "
                                                             "(the clean x is only the target)"),
                 (float(training.mse_loss(model(x)[1], noisy)), "you swapped the roles: the model sees corrupt(x) "
@@ -116,8 +119,9 @@ def _check_denoising_loss_on_cpu(denoising_loss) -> str:
             for candidate, hint in variants:
                 if _near(value, candidate, rtol=1e-4):
                     raise _Wrong(hint)
-            raise _Wrong(f"on {label} your loss is {value:.6g}, the reference's (MSE between model(corrupt(x)) "
-                         f"and the clean x) {reference:.6g}")
+            calls = f"; corrupt was called {spy.calls} times, and each call draws new noise" if spy.calls > 1 else ""
+            raise _Wrong(f"on {label} your loss is {value:.6g}, the reference's {reference:.6g}{calls}: what "
+                         "does the model see, what is it scored against, and how is the error averaged?")
         missing = _missing_gradients(model, loss)
         if missing:
             raise _Wrong(f"no gradient reaches the model's {', '.join(missing)}: return the loss tensor itself "

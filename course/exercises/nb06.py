@@ -30,7 +30,7 @@ def _plain_int(value, what: str) -> int:
     if isinstance(value, int) and not isinstance(value, bool):
         raise _Wrong(f"{what} gave a {type(value).__name__}, a subclass of int; return a plain Python int")
     shown = f"{value!r} ({type(value).__name__})" if type(value) in (float, bool, str) else _described(value)
-    raise _Wrong(f"{what} gave {shown}; return a plain Python int (use //, not /)")
+    raise _Wrong(f"{what} gave {shown}; return a plain Python int: a size counts whole positions")
 
 
 def _check_conv_output_size(conv_output_size) -> str:
@@ -46,19 +46,18 @@ def _check_conv_output_size(conv_output_size) -> str:
         if type(value) is float and math.isnan(value):
             raise _Wrong(f"{what} gave NaN (not a number): an undefined step such as 0 / 0 is in your computation")
         if type(value) is float and not value.is_integer():
-            raise _Wrong(f"{what} gave {value}: a size is a whole number; floor the division (use //)")
+            raise _Wrong(f"{what} gave {value}: a size is a whole number: a window that does not fit is no position; which division drops it?")
     values = [_plain_int(value, what) for value, what in zip(values, calls)]
     expected = [models.conv_output_size(*case) for case in _CONV_CASES]
     if values == expected:
         return f"the output side as an int, on {len(_CONV_CASES)} layer shapes"
     variants = [
         (lambda n, k, s, p: (n + 2 * p - k) // s,
-         "you forgot the + 1: a kernel that fits exactly once gives 1 output, "
-         "so floor((size + 2 * padding - kernel) / stride) + 1"),
-        (lambda n, k, s, p: (n + p - k) // s + 1, "padding is added on both sides: size + 2 * padding"),
-        (lambda n, k, s, p: n + 2 * p - k + 1, "you ignored the stride: divide (size + 2 * padding - kernel) by it"),
-        (lambda n, k, s, p: -(-(n + 2 * p - k) // s) + 1, "round down, not up: a window that does not fit is dropped "
-                                                          "(use //)"),
+         "you forgot the + 1: you are one position short; a kernel exactly as wide as the input fits "
+         "once and gives 1 output: what does yours give?"),
+        (lambda n, k, s, p: (n + p - k) // s + 1, "padding is added on both sides: how many pixels does it add to the length of a side?"),
+        (lambda n, k, s, p: n + 2 * p - k + 1, "you ignored the stride: with stride 2 the window skips every other position; how many are left?"),
+        (lambda n, k, s, p: -(-(n + 2 * p - k) // s) + 1, "round down, not up: a window that does not fit is dropped"),
     ]
     wrong = next(i for i, (value, right) in enumerate(zip(values, expected)) if value != right)
     (n, k, s, p), shown = _CONV_CASES[wrong], f"{calls[wrong]} gave {values[wrong]}, expected {expected[wrong]}"
@@ -103,10 +102,10 @@ def _check_transposed_output_size(transposed_output_size) -> str:
     variants = [
         (lambda n, k, s, p, o: (n - 1) * s - 2 * p + k, "output_padding is added to the result (one more row and "
                                                         "column on one side)"),
-        (lambda n, k, s, p, o: (n - 1) * s - p + k + o, "padding trims both borders: twice padding"),
+        (lambda n, k, s, p, o: (n - 1) * s - p + k + o, "padding trims the result at both borders of a side: how many rows does it take away?"),
         (lambda n, k, s, p, o: n * s - 2 * p + k + o, "the stamps of n inputs start stride pixels apart, so the "
                                                       "last starts (n - 1) strides after the first"),
-        (lambda n, k, s, p, o: (n - 1) * s + 2 * p + k + o, "padding trims the result: subtract it"),
+        (lambda n, k, s, p, o: (n - 1) * s + 2 * p + k + o, "padding trims the result: it takes rows away, it does not add them"),
         (lambda n, k, s, p, o: (n + 2 * p - k) // s + 1, "that is a convolution's size (it shrinks); a transposed "
                                                         "convolution grows the input"),
     ]
@@ -212,8 +211,8 @@ def _check_code_only_decoder_on_cpu(cls: type) -> str:
             raise _Wrong(f"your images run from {float(images.min()):.3f} to {float(images.max()):.3f}, outside "
                          "[0, 1]: end the decoder with a sigmoid")
     if bool((out == 0).any()):
-        raise _Wrong("some pixels are exactly 0, which a sigmoid never gives: end with nn.Sigmoid() "
-                     "(not a ReLU or a clamp)")
+        raise _Wrong("some pixels are exactly 0, which a sigmoid never gives: what ends your decoder, a ReLU "
+                     "or a clamp?")
     z = torch.randn(4, 16, 1, 1, generator=_generator(5))
     with torch.no_grad():
         images = decoder(z)
@@ -254,6 +253,12 @@ def _check_code_only_decoder_on_cpu(cls: type) -> str:
         raise _Wrong(f"training the conv encoder with your decoder raised {_brief(error)}") from error
     _, reference_after = _reference_decoder_training()
     if not after <= _DECODER_TOLERANCE * reference_after:
+        with torch.no_grad():
+            darkest = float(decoder(torch.randn(64, 16, 1, 1, generator=_generator(8))).min())
+        if darkest >= 0.5:  # a ReLU (or any non-negative layer) right before the sigmoid: no pixel can be dark
+            raise _Wrong(f"your decoder does not learn: after {_DECODER_STEPS} Adam steps no pixel it draws goes below "
+                         f"0.5 (the darkest is {darkest:.3f}), so the black background is out of reach; what reaches "
+                         "your sigmoid is never negative: what sits right before it?")
         raise _Wrong(f"your decoder does not learn as it should: after {_DECODER_STEPS} Adam steps through the "
                      f"course's conv encoder the held-out MSE went from {before:.4f} to {after:.4f}, the "
                      f"reference's to {reference_after:.4f}")
