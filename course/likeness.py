@@ -120,10 +120,10 @@ class LikenessTable:
         from course.notebook import show_table
 
         names = list(self.rows) if names is None else list(names)
-        rows = [{"images": name, **self[name]} for name in names]
+        rows = [{"images": name, **{k: v for k, v in self[name].items() if k != KIND}} for name in names]
         if sort:
             rows.sort(key=lambda row: row[FRECHET])
-        return show_table(rows, index="images", formats=FORMATS, caption=caption)
+        return show_table(rows, index="images", formats=FORMATS, caption=caption, index_name=False)
 
     def record(self, digits: int = 5) -> dict:
         """Every row as plain rounded numbers, for the metrics record."""

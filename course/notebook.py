@@ -201,11 +201,12 @@ def _inline_figures() -> None:
 
 
 def show_table(rows: Sequence[Mapping] | Mapping[str, Sequence], index: str | None = None,
-               formats: Mapping[str, str] | str | None = "{:.4f}", caption: str | None = None):
+               formats: Mapping[str, str] | str | None = "{:.4f}", caption: str | None = None,
+               index_name: bool = True):
     """Display rows (a list of dicts, or a dict of columns) as a table; return the pandas DataFrame.
 
     `formats` is one format for every float column or {column: format}; `index` names the column
-    shown as the row labels.
+    shown as the row labels, its name shown above them unless `index_name` is False.
     """
     import pandas as pd
     from IPython.display import display
@@ -221,6 +222,8 @@ def show_table(rows: Sequence[Mapping] | Mapping[str, Sequence], index: str | No
         style = style.format({k: v for k, v in formats.items() if k in table.columns}, na_rep="-")
     if caption:
         style = style.set_caption(caption)
+    if not index_name:
+        style = style.hide(axis="index", names=True)  # no row of its own under the column names
     display(style)
     return table
 

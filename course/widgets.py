@@ -21,6 +21,7 @@ from matplotlib.figure import Figure
 from torch import nn
 
 from course.data import GENERIC_NOUNS, IMAGE_SIZE, INPUT_DIM, NOUNS as DATA_NOUNS, check_images
+from course.likeness import nearest_code_distance
 from course.metrics import mse
 from course.models import batched, interpolate
 from course.plotting import reconstruction_rows
@@ -274,9 +275,10 @@ class LatentExplorer(_Explorer):
     """Notebook 05: decode z + noise_std * eps for a test image's code z, with eps redrawn on demand."""
 
     def __init__(self, model: nn.Module, x, labels=None, noise_std: float = 0.5, seed: int = 0,
-                 class_names: Sequence[str] | None = None, noun: str = "image"):
+                 class_names: Sequence[str] | None = None, noun: str = "image", reference_codes=None):
         self.model = _check_model("model", model)
         self.x = _as_batch(x)
+        self.reference_codes = _check_reference_codes(reference_codes)
         labels = _check_labels(labels, self.x.shape[0], class_names)
         noun = _check_noun(noun)
         noise_std = _check_std("noise_std", noise_std, MAX_LATENT_STD)
@@ -313,15 +315,20 @@ class LatentExplorer(_Explorer):
         def step(model, x_in):
             z, decode = _encode(model, x_in)
             eps = torch.randn(z.shape, generator=generator).to(z.device, z.dtype)
-            self.eps = eps.cpu()
+            self.z, self.eps = z.detach().cpu(), eps.cpu()
             return torch.cat([decode(z), decode(z + noise_std * eps)]).reshape(2, -1)
 
         x_hat, x_hat_noisy = _run(self.model, x, step)
         self.mses = {"x_hat": mse(x_hat, x[0]), "x_hat_noisy": mse(x_hat_noisy, x[0])}
         images = {"x": _square(x), "x_hat": _square(x_hat), "x_hat_noisy": _square(x_hat_noisy)}
+        noisy_title = f"decode(z + {noise_std:.2f} eps)\nMSE {self.mses['x_hat_noisy']:.4f}"
+        if self.reference_codes is not None:  # how far out the noisy code lies: the lesson's measure
+            z_noisy = self.z + noise_std * self.eps
+            self.distance = float(nearest_code_distance(z_noisy, self.reference_codes)[0])
+            noisy_title += f", nearest code {self.distance:.2f}"
         titles = {"x": f"x\n{self._label(index)}",
                   "x_hat": f"decode(z)\nMSE {self.mses['x_hat']:.4f}",
-                  "x_hat_noisy": f"decode(z + {noise_std:.2f} eps)\nMSE {self.mses['x_hat_noisy']:.4f}"}
+                  "x_hat_noisy": noisy_title}
         self._draw(images, titles)
 
 
@@ -452,9 +459,22 @@ def corruption_explorer(standard_model, denoising_model: nn.Module, x, labels=No
 
 
 def latent_explorer(model: nn.Module, x, labels=None, noise_std: float = 0.5, seed: int = 0,
-                    class_names: Sequence[str] | None = None, noun: str = "image") -> LatentExplorer:
-    """Notebook 05's widget: latent noise_std slider, resample button, image picker; x, decode(z), decode(z + noise)."""
-    return LatentExplorer(model, x, labels=labels, noise_std=noise_std, seed=seed, class_names=class_names, noun=noun)
+                    class_names: Sequence[str] | None = None, noun: str = "image",
+                    reference_codes=None) -> LatentExplorer:
+    """Notebook 05's widget: latent noise_std slider, resample button, image picker; x, decode(z), decode(z + noise),
+    with the noisy code's distance to the nearest of `reference_codes` (M, d), in the model's code units, if given."""
+    return LatentExplorer(model, x, labels=labels, noise_std=noise_std, seed=seed, class_names=class_names, noun=noun,
+                          reference_codes=reference_codes)
+
+
+def _check_reference_codes(reference_codes) -> torch.Tensor | None:
+    """None, or (M, d) codes with M >= 1 as a float CPU tensor."""
+    if reference_codes is None:
+        return None
+    if not isinstance(reference_codes, torch.Tensor) or reference_codes.dim() != 2 or reference_codes.shape[0] == 0:
+        raise ValueError("reference_codes must be None or a (M, d) tensor of codes with M >= 1, got "
+                         f"{getattr(reference_codes, 'shape', type(reference_codes).__name__)}")
+    return reference_codes.detach().float().cpu()
 
 
 def interpolation_figure(model: nn.Module, x_a, x_b, steps: int = 10, axes=None) -> Figure:

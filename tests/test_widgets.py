@@ -200,6 +200,22 @@ def test_latent_explorer_noise_resample_and_digit(x):
     assert ex.errors == []
 
 
+def test_latent_explorer_shows_the_noisy_codes_distance_to_the_nearest_reference_code(x):
+    torch.manual_seed(0)
+    model = small_autoencoder()
+    reference = model.encode(x).detach()  # every image's own code: at noise 0 the nearest is at distance 0
+    ex = latent_explorer(model, x, noise_std=0.0, reference_codes=reference)
+    assert ex.distance == pytest.approx(0.0, abs=1e-5)
+    assert "nearest code 0.00" in ex._axes["x_hat_noisy"].get_title()
+    ex.noise_slider.value = 1.0
+    expected = float(torch.cdist(ex.z + ex.eps, reference).min())
+    assert ex.distance == pytest.approx(expected, rel=1e-4) and ex.distance > 0
+    assert f"nearest code {expected:.2f}" in ex._axes["x_hat_noisy"].get_title()
+    assert "nearest code" not in latent_explorer(model, x)._axes["x_hat_noisy"].get_title()
+    with pytest.raises(ValueError, match="reference_codes must be None or a \\(M, d\\) tensor"):
+        latent_explorer(model, x, reference_codes=torch.zeros(0, 8))
+
+
 @pytest.mark.parametrize("model", [ConvCodeAutoencoder(), ConvAutoencoder()], ids=["conv-code", "conv-unpool"])
 def test_latent_explorer_handles_conv_codes(model, x):
     ex = latent_explorer(model, x, noise_std=0.5)
