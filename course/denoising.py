@@ -91,6 +91,20 @@ def first_of_each_class(y: torch.Tensor, n: int = 8) -> torch.Tensor:
     return torch.stack([torch.nonzero(y.cpu() == c)[0, 0] for c in classes[:n]])
 
 
+def clean_brightness(model: nn.Module, pixels: torch.Tensor) -> tuple[float, float]:
+    """The mean pixel of the clean images `pixels` and of the model's outputs for them: (inputs, outputs)."""
+    total_in = total_out = 0.0
+
+    def step(m, clean):
+        return float(clean.double().sum()), float(m(clean)[1].double().sum())
+
+    with torch.no_grad():
+        for _, (s_in, s_out) in batched(model, pixels, step):
+            total_in, total_out = total_in + s_in, total_out + s_out
+    count = pixels.shape[0] * pixels[0].numel()
+    return total_in / count, total_out / count
+
+
 def probe_reads(probe: nn.Module, pixels: torch.Tensor, model: nn.Module | None = None,
                 corruption: Callable | None = None, seed: int = 0) -> torch.Tensor:
     """The class the probe names for each image: of `pixels` corrupted (if given), then passed through `model` (if given).

@@ -112,3 +112,21 @@ def test_error_curves_robustness_and_wins(tiny):
     robust = denoising.corruption_robustness(models, tiny.test.pixels, {"masking": [0.0, 0.5]})
     assert robust["masking"]["identity"][0.0] == 0 and robust["masking"]["identity"][0.5] > 0
     assert len(denoising.robustness_figure(robust).axes) == 1
+
+
+class _Halving(nn.Module):
+    """Returns half of every image: (x, x / 2)."""
+
+    def __init__(self):
+        super().__init__()
+        self.unused = nn.Parameter(torch.zeros(1))  # a device to run on
+
+    def forward(self, x):
+        return x, x / 2
+
+
+def test_clean_brightness_is_the_mean_pixel_of_the_inputs_and_of_the_outputs():
+    pixels = (torch.rand(700, 784, generator=torch.Generator().manual_seed(0)) * 255).to(torch.uint8)
+    shade, shade_out = denoising.clean_brightness(_Halving(), pixels)
+    assert shade == pytest.approx(float(pixels.double().mean()) / 255, rel=1e-6)
+    assert shade_out == pytest.approx(shade / 2, rel=1e-6)
