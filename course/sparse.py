@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import functools
+import math
 import warnings
 from dataclasses import dataclass
 from typing import Callable, Mapping, Sequence
@@ -108,6 +109,20 @@ def sparsity_measures(model: nn.Module, x: torch.Tensor,
         "value_when_on": float(z.sum()) / max(active * z.shape[0], 1),
         "decoder_norm_living": float(decoder_norm[alive].median()) if bool(alive.any()) else None,
     }
+
+
+def death_split(low: Mapping, high: Mapping) -> dict:
+    """How the share of all units on per image fell from the row `low` to `high` (sparsity_measures rows): the fold
+    of the fall, the folds due to death (the share alive) and to selectivity (the living firing less), which multiply
+    to it, and death's share of the fall on a log scale."""
+    alive_low, alive_high = 1.0 - low["dead_fraction"], 1.0 - high["dead_fraction"]
+    if not (alive_high > 0 and high["active_share_all"] > 0):
+        raise ValueError("the row `high` has no unit alive: there is no split of its sparsity to make")
+    fold = low["active_share_all"] / high["active_share_all"]
+    death = alive_low / alive_high
+    selectivity = fold / death
+    share = math.log(death) / math.log(fold) if fold > 1 else 0.0
+    return {"fold": fold, "death_fold": death, "selective_fold": selectivity, "death_share": share}
 
 
 def trainer_verdicts(trained: Mapping[float, Trained], caught: Mapping[float, list]) -> list[dict]:

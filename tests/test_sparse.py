@@ -149,3 +149,17 @@ def test_figures_and_table_draw(tiny):
     table = sparse.show_sparsity_table(rows, caption="c")
     assert list(table.index) == ["0", "6.5"] and "dead units" in table.columns
     plt.close("all")
+
+
+def test_death_split_factors_the_fall_of_the_share_on_into_death_and_selectivity():
+    # The sample run's figures (issue 19 review): 76.5% -> 7.2% on, 2.5% -> 33.9% dead.
+    low = {"dead_fraction": 0.025, "active_share_all": 0.765}
+    high = {"dead_fraction": 0.339, "active_share_all": 0.072}
+    split = sparse.death_split(low, high)
+    assert split["fold"] == pytest.approx(0.765 / 0.072)
+    assert split["death_fold"] == pytest.approx(0.975 / 0.661)
+    assert split["death_fold"] * split["selective_fold"] == pytest.approx(split["fold"])
+    assert 0.1 < split["death_share"] < 0.25  # mostly selectivity, though a third of the units died
+    everything_dead = {"dead_fraction": 1.0, "active_share_all": 0.0}
+    with pytest.raises(ValueError, match="no unit alive"):
+        sparse.death_split(low, everything_dead)
