@@ -1,6 +1,8 @@
 """course.shallow: notebook 02's noise measures, decoder parts and filter measures."""
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import matplotlib.pyplot as plt
 import pytest
 import torch
@@ -103,6 +105,8 @@ def test_relative_cuts():
 def test_tables_name_their_columns(sample):
     table = shallow.show_mse_table({64: 0.01, 32: 0.02}, sample)
     assert ORIGINAL_VALIDATION in table.columns and table.loc[32, ORIGINAL_VALIDATION] != table.loc[32, ORIGINAL_VALIDATION]
+    garments = SimpleNamespace(dataset="fashion-mnist", test=sample.test, nouns="garments")
+    assert list(shallow.show_mse_table({64: 0.01}, garments).columns) == ["this run: test MSE (1,000 test garments)"]
     rows = {64: dict.fromkeys(shallow.NOISE_COLUMNS, 0.1)}
     assert list(shallow.show_noise_table(rows).columns) == list(shallow.NOISE_COLUMNS.values())
     measures = {64: shallow.filter_measures(torch.randn(4, 28, 28), torch.ones(28, 28, dtype=torch.bool))}
