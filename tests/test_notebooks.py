@@ -74,6 +74,27 @@ def test_never_slices_a_whole_split_converted_to_float(stem):
     assert not slices, f"use Split.take(...) instead of {slices}"
 
 
+HIDE_INPUT = "hide-input"  # a bookkeeping cell: its sentence or record shows, its code folded away
+
+
+@pytest.mark.parametrize("stem", EXPECTED)
+def test_folded_cells_only_keep_the_books(stem):
+    """Cells whose code is folded (JupyterLab's source_hidden, Colab's form view, the tag the HTML exports and the
+    site read) only compute findings or the record: teaching code and exercises always show."""
+    folded = [c for c in _load(stem)["cells"] if HIDE_INPUT in c.get("metadata", {}).get("tags", [])]
+    assert folded, f"{stem}: the findings and the record are folded away"
+    for cell in folded:
+        source, meta = "".join(cell["source"]), cell["metadata"]
+        assert cell["cell_type"] == "code" and meta.get("jupyter", {}).get("source_hidden") is True
+        assert meta.get("cellView") == "form", "Colab folds a cell's code in its form view"
+        assert "finding(" in source or "run.finish(" in source or "lessons" in source, source
+        tree = ast.parse(source)
+        assert not [n for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.ClassDef))], source
+        calls = {n.func.id for n in ast.walk(tree) if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)}
+        assert not calls & {"check", "use", "train_or_load"}, source
+        assert "plt." not in source and "show_table(" not in source, "a figure or a table is taught: it shows"
+
+
 @pytest.mark.parametrize("stem", EXPECTED)
 def test_writes_its_metrics(stem):
     """The record is written by one call (run.finish, or write_metrics), naming the notebook."""

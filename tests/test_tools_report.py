@@ -59,3 +59,20 @@ def test_a_summary_without_memory_records_still_renders():
                    "error": None, "metrics": {"data_source": "sample", "device": "cpu",
                                               "memory": {"rss_after_imports_mb": 300, "rss_peak_mb": 900}}}]}
     assert "| 05_manifold_learning | ok | sample | cpu | 1 | 300 | 900 | 600 | x.html |" in summary_markdown(summary)
+
+
+def test_the_html_copy_folds_the_code_of_bookkeeping_cells_and_keeps_their_output(tmp_path):
+    import nbformat
+
+    from course.tools.batch import export_html
+
+    nb = nbformat.v4.new_notebook()
+    taught = nbformat.v4.new_code_cell("shown_code_line = 1")
+    books = nbformat.v4.new_code_cell("folded_code_line = 2", metadata={"tags": ["hide-input"]})
+    books.outputs = [nbformat.v4.new_output("stream", name="stdout", text="the finding it printed\n")]
+    nb.cells = [taught, books]
+    path = tmp_path / "nb.ipynb"
+    nbformat.write(nb, path)
+    html = export_html(path).read_text()
+    assert "shown_code_line" in html and "the finding it printed" in html
+    assert "folded_code_line" not in html
