@@ -34,7 +34,7 @@ def _check_pca_reconstruct(pca_reconstruct) -> str:
         except _Wrong as wrong:
             if "shapes cannot be multiplied" not in str(wrong):
                 raise
-            raise _Wrong(f"{wrong}; Vh is (784, 784) but its two axes are not alike: which one runs over the "
+            raise _Wrong(f"{wrong}; print Vh's shape: its two axes are not alike. Which one runs over the "
                          "principal directions, largest variance first, and which over the pixels? Does the pixel "
                          "axis of the directions you kept meet the pixel axis of the (N, 784) images?") from wrong
         if x_hat.shape != x.shape:
