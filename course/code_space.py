@@ -82,10 +82,12 @@ def holes_figure(reference: torch.Tensor, sets: Mapping[str, tuple], max_points:
                      zorder=3 if k == len(sets) - 1 else 2)
         left.scatter(p[:, 0], p[:, 1], **style)
         right.scatter(np.asarray(distance[:max_points]), np.asarray(confidence[:max_points]), **style)
-    left.set(xlabel="code axis 1", ylabel="code axis 2", title="where the codes lie (2 principal axes)")
+    drawn = f"the first {max_points} codes of each set" if any(len(z) > max_points for z, _, _ in sets.values()) \
+        else "every code of each set"
+    left.set(xlabel="code axis 1", ylabel="code axis 2", title=f"where the codes lie (2 principal axes; {drawn})")
     left.legend(fontsize=8, loc="best", markerscale=1.5)
     right.axhline(confident, color="k", linewidth=0.8, linestyle="--")
-    right.set(xlabel="distance to the nearest training code (in spreads)", ylabel="probe's confidence in its class",
+    right.set(xlabel="distance to the nearest training code (in spreads)", ylabel="probe's confidence in the class it names",
               title="how far out, and how sure the probe is", ylim=(0, 1.02))
     right.legend(fontsize=8, loc="lower left", markerscale=1.5)
     fig.tight_layout()
