@@ -143,7 +143,8 @@ def kernel_grid(weight, ax=None, title: str | None = None, max_kernels: int = 25
 
 def loss_curves(histories: Mapping[str, History] | History, ax=None, log: bool = True,
                 title: str | None = None, metric: str = "mse", ylabel: str | None = None) -> Figure:
-    """Train (solid) and validation (dashed) curves per epoch for one or several histories.
+    """Train (solid) and validation (dashed) curves per epoch for one or several histories, a dot at each one's
+    kept (best validation) epoch.
 
     metric="mse": the validation curve is the MSE per pixel; metric="loss": the objective trained on
     (MSE plus a penalty, or a VAE's -ELBO), named by `ylabel`. The training curve is always the
@@ -161,9 +162,12 @@ def loss_curves(histories: Mapping[str, History] | History, ax=None, log: bool =
         ax.plot(epochs, history.train_loss, color=color, label=f"{label}train")
         val = history.val_mse if metric == "mse" else history.val_loss
         ax.plot(epochs, val, color=color, linestyle="--", label=f"{label}validation")
+        if history.best_epoch is not None and 1 <= history.best_epoch <= history.epochs:  # the weights kept
+            ax.plot(history.best_epoch, val[history.best_epoch - 1], marker="o", color=color, markersize=6,
+                    linestyle="none", label="kept weights" if i == 0 else None)
     ax.set_xlabel("epoch")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set_ylabel(ylabel or ("MSE per pixel" if metric == "mse" else "training objective"))
+    ax.set_ylabel((ylabel or ("MSE per pixel" if metric == "mse" else "training objective")) + (" (log scale)" if log else ""))
     if log:
         ax.set_yscale("log")
     ax.grid(alpha=0.3)

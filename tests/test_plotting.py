@@ -135,8 +135,16 @@ def test_latent_scatter_needs_one_label_per_code():
 def test_loss_curves_plot_train_and_validation():
     fig = plotting.loss_curves({"a": HISTORY}, log=False)
     lines = fig.axes[0].get_lines()
-    assert [line.get_label() for line in lines] == ["a train", "a validation"]
+    assert [line.get_label() for line in lines][:2] == ["a train", "a validation"]
     assert list(lines[0].get_ydata()) == HISTORY.train_loss and list(lines[1].get_xdata()) == [1, 2, 3]
+
+
+def test_loss_curves_mark_the_kept_epoch_on_the_validation_curve():
+    kept = History(train_loss=[0.5, 0.3, 0.2], val_loss=[0.4, 0.25, 0.3], val_mse=[0.4, 0.25, 0.3], best_epoch=2)
+    lines = plotting.loss_curves({"a": kept, "b": kept}, log=False).axes[0].get_lines()
+    dots = [line for line in lines if line.get_marker() == "o"]
+    assert len(dots) == 2 and list(dots[0].get_xdata()) == [2] and list(dots[0].get_ydata()) == [0.25]
+    assert dots[0].get_label() == "kept weights" and dots[1].get_label().startswith("_")  # one legend entry
 
 
 def test_weight_grids_put_zero_at_mid_grey_and_keep_the_sign():
@@ -162,10 +170,11 @@ def test_kernel_grid_uses_one_symmetric_scale():
 
 def test_loss_curves_label_the_metric_and_count_whole_epochs():
     ax = plotting.loss_curves(HISTORY).axes[0]
-    assert ax.get_ylabel() == "MSE per pixel"
+    assert ax.get_ylabel() == "MSE per pixel (log scale)"
     ax.figure.canvas.draw()
     assert all(float(t).is_integer() for t in ax.get_xticks())
-    assert plotting.loss_curves(HISTORY, metric="loss", ylabel="nats per image").axes[0].get_ylabel() == "nats per image"
+    assert plotting.loss_curves(HISTORY, metric="loss", ylabel="nats per image",
+                                log=False).axes[0].get_ylabel() == "nats per image"
     with pytest.raises(ValueError, match="metric"):
         plotting.loss_curves(HISTORY, metric="accuracy")
 
