@@ -155,6 +155,7 @@ def loss_curves(histories: Mapping[str, History] | History, ax=None, log: bool =
     if isinstance(histories, History):
         histories = {"": histories}
     fig, ax = _figure(ax, (6, 3.5))
+    kept = False
     for i, (name, history) in enumerate(histories.items()):
         color = f"C{i % 10}"
         epochs = np.arange(1, history.epochs + 1)
@@ -164,7 +165,10 @@ def loss_curves(histories: Mapping[str, History] | History, ax=None, log: bool =
         ax.plot(epochs, val, color=color, linestyle="--", label=f"{label}validation")
         if history.best_epoch is not None and 1 <= history.best_epoch <= history.epochs:  # the weights kept
             ax.plot(history.best_epoch, val[history.best_epoch - 1], marker="o", color=color, markersize=6,
-                    linestyle="none", label="kept weights" if i == 0 else None)
+                    linestyle="none")
+            kept = True
+    if kept:  # one neutral legend entry for every model's dot, so it reads as no one model's
+        ax.plot([], [], marker="o", color="0.35", linestyle="none", label="kept weights (lowest validation)")
     ax.set_xlabel("epoch")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_ylabel((ylabel or ("MSE per pixel" if metric == "mse" else "training objective")) + (" (log scale)" if log else ""))

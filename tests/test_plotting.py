@@ -142,9 +142,12 @@ def test_loss_curves_plot_train_and_validation():
 def test_loss_curves_mark_the_kept_epoch_on_the_validation_curve():
     kept = History(train_loss=[0.5, 0.3, 0.2], val_loss=[0.4, 0.25, 0.3], val_mse=[0.4, 0.25, 0.3], best_epoch=2)
     lines = plotting.loss_curves({"a": kept, "b": kept}, log=False).axes[0].get_lines()
-    dots = [line for line in lines if line.get_marker() == "o"]
+    dots = [line for line in lines if line.get_marker() == "o" and len(line.get_xdata())]
     assert len(dots) == 2 and list(dots[0].get_xdata()) == [2] and list(dots[0].get_ydata()) == [0.25]
-    assert dots[0].get_label() == "kept weights" and dots[1].get_label().startswith("_")  # one legend entry
+    assert all(dot.get_label().startswith("_") for dot in dots)  # no model's own colour in the legend entry
+    legend = [line for line in lines if line.get_marker() == "o" and not len(line.get_xdata())]
+    assert len(legend) == 1 and legend[0].get_label().startswith("kept weights")  # one neutral legend entry
+    assert legend[0].get_color() not in {dot.get_color() for dot in dots}
 
 
 def test_weight_grids_put_zero_at_mid_grey_and_keep_the_sign():
