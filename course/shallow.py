@@ -191,11 +191,10 @@ def width_findings(test_mse: dict, train_loss: float, val_mse: float, nouns: str
 
 def noise_finding(rows: dict, noun: str) -> Finding:
     """Whether at every width a noise output is more like its closest training image than like its own input."""
-    like = [h for h, r in rows.items() if r["correlation_with_closest_training_image"] > r["correlation_with_noise_input"]]
+    closest = {h: (r["correlation_with_closest_training_image"], r["correlation_with_noise_input"]) for h, r in rows.items()}
+    like = [h for h, (c, own) in closest.items() if c > own]
     baseline = next(iter(rows.values()))["noise_with_closest_training_image"]
-    narrow = [f"width {h} only narrowly, {r['correlation_with_closest_training_image']:.2f} against "
-              f"{r['correlation_with_noise_input']:.2f}" for h, r in rows.items()
-              if h in like and r["correlation_with_closest_training_image"] - r["correlation_with_noise_input"] < 0.05]
+    narrow = [f"width {h} only narrowly, {c:.2f} against {own:.2f}" for h, (c, own) in closest.items() if 0 < c - own < 0.05]
     note = f"; {', '.join(narrow)}: almost as much of the noise comes through as of any one training {noun}" if narrow else ""
     return finding(len(like) == len(rows), {True: "at every width a noise output correlates more with its closest "
                    "training {noun} than with its own input (the noise itself: {b:.2f} with its closest){note}",

@@ -123,3 +123,13 @@ def test_noise_table_caption_counts_the_training_images_searched(monkeypatch):
     shallow.show_noise_table(rows, 3333)
     shallow.show_noise_table(rows, 50000)
     assert shown == ["the closest training image sought among 3,333", f"the closest training image sought among {shallow.N_REFERENCE:,}"]
+
+
+def test_noise_finding_names_a_width_that_wins_only_narrowly():
+    def row(closest, own):
+        return {"correlation_with_closest_training_image": closest, "correlation_with_noise_input": own,
+                "noise_with_closest_training_image": 0.10}
+    clear = str(shallow.noise_finding({64: row(0.30, 0.05), 256: row(0.40, 0.10)}, "garment"))
+    narrow = str(shallow.noise_finding({64: row(0.30, 0.05), 256: row(0.347, 0.332)}, "garment"))
+    assert "at every width" in clear and "narrowly" not in clear
+    assert "width 256 only narrowly, 0.35 against 0.33" in narrow and "width 64" not in narrow
