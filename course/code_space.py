@@ -85,12 +85,15 @@ def holes_figure(reference: torch.Tensor, sets: Mapping[str, tuple], max_points:
     drawn = f"the first {max_points} codes of each set" if any(len(z) > max_points for z, _, _ in sets.values()) \
         else "every code of each set"
     left.set(xlabel="code axis 1", ylabel="code axis 2", title=f"where the codes lie (2 principal axes; {drawn})")
-    left.legend(fontsize=8, loc="best", markerscale=1.5)
-    right.axhline(confident, color="k", linewidth=0.8, linestyle="--")
+    right.axhline(confident, color="k", linewidth=0.8, linestyle="--", label=f"the probe is sure (p ≥ {confident:g})")
     right.set(xlabel="distance to the nearest training code (in spreads)", ylabel="probe's confidence in the class it names",
-              title="how far out, and how sure the probe is", ylim=(0, 1.02))
-    right.legend(fontsize=8, loc="lower left", markerscale=1.5)
-    fig.tight_layout()
+              title="each decoded image: how far out, how sure the probe is", ylim=(0, 1.02))
+    # one legend for both panels, below them: inside either panel it hides points
+    handles, labels = left.get_legend_handles_labels()
+    extra, extra_labels = right.get_legend_handles_labels()
+    fig.legend(handles + extra[-1:], labels + extra_labels[-1:], loc="lower center", ncol=4, fontsize=8,
+               markerscale=1.5, frameon=False)
+    fig.tight_layout(rect=(0, 0.1, 1, 1))
     return fig
 
 

@@ -53,6 +53,12 @@ def corruption_stats(corrupt: Callable, pixels: torch.Tensor, noise_levels: Sequ
     return out
 
 
+def corruption_rows(stats: Mapping[float, Mapping[str, float]]) -> list[dict]:
+    """corruption_stats as table rows: each level's mean black pixel after the noise (in σ) and the noisy input's MSE."""
+    return [{"σ": f"{s:g}", "mean of all black pixels after, in σ": r["black mean / σ"],
+             "MSE of the noisy image": r["noisy input MSE"]} for s, r in stats.items()]
+
+
 @dataclass(frozen=True)
 class DenoisingObjective:
     """The trainer's objective from a loss(model, x, corrupt) function: corrupt returns the batch fit corrupted.

@@ -361,7 +361,9 @@ def fit(model: nn.Module, data: DigitData, epochs: int, lr: float = 1e-3, batch_
             best_loss, history.best_epoch = val_loss, epoch + 1
             best_state = copy.deepcopy(model.state_dict())
         if bar is not None:
-            bar.set_postfix(train=f"{train_loss:.5f}", val=f"{val_loss:.5f}")
+            # the loss is the objective (MSE plus any penalty); the validation MSE alone is shown where it differs
+            bar.set_postfix(train_loss=f"{train_loss:.5f}", val_loss=f"{val_loss:.5f}",
+                            **({"val_mse": f"{val_mse:.5f}"} if val_mse != val_loss else {}))
             bar.update(1)
     if bar is not None:
         bar.close()
@@ -405,4 +407,4 @@ def _progress_bar(epochs: int, progress: bool, name: str):
         return None
     from tqdm import tqdm
 
-    return tqdm(total=epochs, desc=f"training {name}", unit="epoch", file=sys.stdout, ncols=100, mininterval=1.0)
+    return tqdm(total=epochs, desc=f"training {name}", unit="epoch", file=sys.stdout, ncols=120, mininterval=1.0)

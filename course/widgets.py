@@ -325,7 +325,7 @@ class LatentExplorer(_Explorer):
         if self.reference_codes is not None:  # how far out the noisy code lies: the lesson's measure
             z_noisy = self.z + noise_std * self.eps
             self.distance = float(nearest_code_distance(z_noisy, self.reference_codes)[0])
-            noisy_title += f", nearest code {self.distance:.2f}"
+            noisy_title += f"\nnearest code {self.distance:.2f}"
         titles = {"x": f"x\n{self._label(index)}",
                   "x_hat": f"decode(z)\nMSE {self.mses['x_hat']:.4f}",
                   "x_hat_noisy": noisy_title}

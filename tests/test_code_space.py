@@ -86,8 +86,10 @@ def test_holes_figure_draws_each_set_on_the_map_and_against_the_confidence():
     fig = holes_figure(reference, sets, noun="digit")
     left, right = fig.axes
     assert len(left.collections) == 3 and len(right.collections) == 2  # the reference codes, then each set
-    assert [t.get_text() for t in right.get_legend().get_texts()] == ["noisy", "random"]
-    assert [t.get_text() for t in left.get_legend().get_texts()] == ["test digits' codes", "noisy", "random"]
+    # one legend for both panels, outside them: every set once, the reference codes and the confidence line
+    assert left.get_legend() is None and right.get_legend() is None
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == ["test digits' codes", "noisy", "random",
+                                                                  "the probe is sure (p ≥ 0.9)"]
     assert "2 principal axes" in left.get_title()
     assert left.collections[-1].get_zorder() > left.collections[1].get_zorder()  # the last set drawn on top
     with pytest.raises(ValueError, match="noisy"):

@@ -25,6 +25,16 @@ def test_corruption_stats_on_black_images_match_the_half_normal():
     assert stats["noisy input MSE"] == pytest.approx(0.1 ** 2 / 2, rel=0.02)  # half the noise is clipped away
 
 
+def test_corruption_rows_show_each_level_from_the_stats():
+    pixels = torch.zeros(200, 784, dtype=torch.uint8)
+    stats = denoising.corruption_stats(gaussian_corrupt, pixels, [0.1, 0.9], seed=0)
+    rows = denoising.corruption_rows(stats)
+    assert [r["σ"] for r in rows] == ["0.1", "0.9"]
+    assert rows[1]["mean of all black pixels after, in σ"] == stats[0.9]["black mean / σ"]
+    assert rows[1]["mean of all black pixels after, in σ"] < rows[0]["mean of all black pixels after, in σ"]  # the clip at 1
+    assert rows[0]["MSE of the noisy image"] == stats[0.1]["noisy input MSE"]
+
+
 def test_corruption_stats_counts_chunks_alike_and_rejects_bad_levels():
     pixels = (torch.rand(300, 784, generator=torch.Generator().manual_seed(0)) * 255).to(torch.uint8)
     pixels[:, :400] = 0

@@ -162,6 +162,15 @@ def test_training_converges_on_real_digits(tiny):
     assert not model.training
 
 
+def test_progress_bar_names_the_loss_and_shows_the_mse_where_a_penalty_makes_them_differ(tiny, capsys):
+    fit(shallow(16), tiny, epochs=1, lr=1e-2, device="cpu", progress=True)
+    plain = capsys.readouterr().out
+    fit(shallow(16), tiny, epochs=1, lr=1e-2, device="cpu", progress=True, penalty=L1Penalty(0.001))
+    penalised = capsys.readouterr().out
+    assert "train_loss=" in plain and "val_loss=" in plain and "val_mse=" not in plain
+    assert "val_mse=" in penalised  # the loss includes the penalty: the MSE alone is shown beside it
+
+
 def test_history_records_every_epoch(tiny):
     history = fit(shallow(16), tiny, epochs=3, lr=1e-2, device="cpu", progress=False)
     assert isinstance(history, History) and history.epochs == 3
