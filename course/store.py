@@ -63,7 +63,8 @@ def _read_manifest(store: str) -> dict | str:
     except urllib.error.HTTPError as err:
         return f"{location} answered {err.code}"
     except (OSError, urllib.error.URLError) as err:
-        return f"{store} is unreachable ({getattr(err, 'reason', err)})"
+        # The reason in plain words: a student offline should not read an errno as a failure of theirs.
+        return f"{store} is unreachable from here, e.g. without internet: {getattr(err, 'reason', err)}"
     except ValueError as err:
         return f"{location} is not JSON ({err})"
     if not isinstance(manifest, dict) or not isinstance(manifest.get("models"), list):
@@ -91,7 +92,7 @@ def forget_manifests() -> None:
 def _say_once(reason: str) -> None:
     if reason not in _SAID:
         _SAID.add(reason)
-        print(f"published models not used: {reason}; training instead")
+        print(f"note: no published models to load ({reason}), so models are trained here; nothing is wrong")
 
 
 def sha256_of(path: Path) -> str:

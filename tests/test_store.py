@@ -175,7 +175,7 @@ def test_no_store_to_use_says_so_once_and_trains(small, tmp_path, monkeypatch, c
         monkeypatch.setenv("COURSE_MODELS_URL", url)
     got = [train(small, tmp_path / "student"), train(small, tmp_path / "student", penalty=L1Penalty(1e-3))]
     assert [g.source for g in got] == ["trained"] * 2
-    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("published models not used")]
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("note: no published models to load")]
     assert len(lines) == 1, lines  # one line, not one per model
     expected = {"dead server": "unreachable", "offline": "COURSE_OFFLINE=1", "no store here": "404"}[case]
     assert expected in lines[0]
