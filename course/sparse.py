@@ -244,8 +244,8 @@ def lesson_checks(results: Mapping[float, Mapping], grid: PenaltyGrid, mean_imag
                             "mean-image MSE"),
         "paid_in_scale": (rising([r["decoder_norm_living"] or 0.0 for r in trade])
                           and trade[-1]["value_when_on"] < trade[0]["value_when_on"],
-                          "part of the penalty is paid in scale: living units' decoder weights grow with lambda, "
-                          "active values shrink"),
+                          "living units' decoder weights grow with lambda while active values shrink (the sign of a "
+                          "penalty paid in scale)"),
         "collapse": (col["dead_fraction"] > 0.99 and col["active_units_per_image"] < 1
                      and abs(col["test_mse"] - mean_image_mse) < 0.05 * mean_image_mse,
                      f"with lambda = {grid.collapse:g} the network collapses: {col['dead_fraction']:.1%} of units dead, "

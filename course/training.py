@@ -407,4 +407,4 @@ def _progress_bar(epochs: int, progress: bool, name: str):
         return None
     from tqdm import tqdm
 
-    return tqdm(total=epochs, desc=f"training {name}", unit="epoch", file=sys.stdout, ncols=120, mininterval=1.0)
+    return tqdm(total=epochs, desc=f"training {name}", unit="epoch", file=sys.stdout, ncols=140, mininterval=1.0)  # 140: room for three losses
