@@ -41,10 +41,17 @@ def prior_share_within(radius: float, dim: int = 2) -> float:
     return 1.0 - math.exp(-radius ** 2 / 2)
 
 
-def prior_circles(ax, radii=(1.0, 2.0)) -> None:
-    """Draw the circles of radius 1 and 2 (the prior's 1 sigma and 2 sigma) on a matplotlib axes."""
-    from matplotlib.patches import Circle
+def prior_circles(ax, radii=(1.0, 2.0, 3.0), square: float | None = None) -> None:
+    """Draw the prior's 1, 2 and 3 sigma circles (and, given `square`, the box |z1|, |z2| <= square) with a legend below."""
+    from matplotlib.patches import Circle, Rectangle
 
-    for radius, style in zip(radii, ("-", "--", ":")):
-        ax.add_patch(Circle((0, 0), radius, fill=False, color="black", linestyle=style, linewidth=1.2,
-                            label=f"prior: {radius:g}σ ({prior_share_within(radius):.0%} of its draws)"))
+    patches = [ax.add_patch(Circle((0, 0), radius, fill=False, color="black", linestyle=style, linewidth=1.2,
+                                   label=f"prior: {radius:g}σ ({prior_share_within(radius):.0%} of its draws)"))
+               for radius, style in zip(radii, ("-", "--", ":"))]
+    if square is not None:
+        patches.append(ax.add_patch(Rectangle((-square, -square), 2 * square, 2 * square, fill=False, color="red",
+                                              linewidth=1.0, label=f"the decoded grid (±{square:g})")))
+    earlier = ax.get_legend()  # the class legend stays: a second legend would replace it
+    ax.legend(handles=patches, fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.1), ncol=2, frameon=False)
+    if earlier is not None:
+        ax.add_artist(earlier).set_clip_on(False)  # add_artist clips to the axes; this legend lies outside them

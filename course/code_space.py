@@ -84,7 +84,7 @@ def holes_figure(reference: torch.Tensor, sets: Mapping[str, tuple], max_points:
         right.scatter(np.asarray(distance[:max_points]), np.asarray(confidence[:max_points]), **style)
     drawn = f"the first {max_points} codes of each set" if any(len(z) > max_points for z, _, _ in sets.values()) \
         else "every code of each set"
-    left.set(xlabel="code axis 1", ylabel="code axis 2", title=f"where the codes lie (2 principal axes; {drawn})")
+    left.set(xlabel="principal axis 1 of the codes", ylabel="principal axis 2 of the codes", title=f"where the codes lie (2 principal axes; {drawn})")
     right.axhline(confident, color="k", linewidth=0.8, linestyle="--", label=f"the probe is sure (p ≥ {confident:g})")
     right.set(xlabel="distance to the nearest training code (in spreads)", ylabel="probe's confidence in the class it names",
               title="each decoded image: how far out, how sure the probe is", ylim=(0, 1.02))

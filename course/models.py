@@ -196,7 +196,7 @@ def _use_channels_last(module: nn.Module) -> None:
 
 
 class ConvAutoencoder(Autoencoder):
-    """The seed's convolutional autoencoder: a 16x1x1 code, decoded with the encoder's pooling indices.
+    """The original assignment's convolutional autoencoder: a 16x1x1 code, decoded with the encoder's pooling indices.
 
     The unpooling layers put each value back where the encoder's max was, so the decoder also
     receives position information through the indices: the 16 numbers are not the whole bottleneck.

@@ -175,7 +175,10 @@ def loss_curves(histories: Mapping[str, History] | History, ax=None, log: bool =
     if log:
         ax.set_yscale("log")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    if len(histories) >= 3:  # six or more entries would cover the curves: put them beside the axes
+        ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
+    else:
+        ax.legend(fontsize=8)
     if title:
         ax.set_title(title)
     return fig
@@ -203,7 +206,8 @@ def latent_scatter(z, labels, ax=None, class_names: Sequence[str] | None = None,
     labels = np.asarray(labels.cpu() if isinstance(labels, torch.Tensor) else labels)
     if z.dim() != 2 or z.shape[0] != len(labels):
         raise ValueError(f"z must have shape (N, d) with N = len(labels) = {len(labels)}, got {tuple(z.shape)}")
-    if z.shape[1] > 2:
+    projected = z.shape[1] > 2
+    if projected:
         centred = z - z.mean(0)
         _, _, v = torch.linalg.svd(centred, full_matrices=False)
         z = centred @ v[:2].T
@@ -215,8 +219,8 @@ def latent_scatter(z, labels, ax=None, class_names: Sequence[str] | None = None,
         ax.scatter(z[keep, 0], z[keep, 1], s=4, alpha=0.6, color=f"C{int(label) % 10}", label=name)
     # outside the axes, so that no point is hidden under the legend
     ax.legend(markerscale=3, fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
-    ax.set_xlabel("code axis 1")
-    ax.set_ylabel("code axis 2")
+    ax.set_xlabel("principal axis 1 of the codes" if projected else "z1")
+    ax.set_ylabel("principal axis 2 of the codes" if projected else "z2")
     if title:
         ax.set_title(title)
     return fig

@@ -160,7 +160,7 @@ def one_code_figure(x: torch.Tensor, models: Mapping[str, nn.Module], side: int 
     import matplotlib.pyplot as plt
 
     x = x.reshape(1, -1)
-    fig, axes = plt.subplots(2, len(models) + 1, figsize=(2.3 * (len(models) + 1), 5.0), squeeze=False)
+    fig, axes = plt.subplots(2, len(models) + 1, figsize=(2.3 * (len(models) + 1), 5.8), squeeze=False)
     axes[0, 0].imshow(x.view(28, 28).cpu().numpy(), cmap="gray", vmin=0, vmax=1)
     axes[0, 0].set_title("the test image", fontsize=9)
     axes[1, 0].axis("off")
@@ -177,7 +177,9 @@ def one_code_figure(x: torch.Tensor, models: Mapping[str, nn.Module], side: int 
     for ax in axes.flat:
         ax.set_xticks([])
         ax.set_yticks([])
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.05, 1, 1))
+    fig.text(0.5, 0.01, "each square: one unit per cell, black = off, brighter = more active (each square on its own "
+             "scale); a unit's place in the square means nothing", ha="center", fontsize=8)
     return fig
 
 

@@ -51,11 +51,18 @@ def test_prior_share_within_matches_sampling():
         prior_share_within(1, dim=3)
 
 
-def test_prior_circles_draws_two_labelled_circles():
+def test_prior_circles_draws_three_labelled_circles_and_the_grid_box_beside_the_class_legend():
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots()
-    prior_circles(ax)
-    assert [round(p.radius, 1) for p in ax.patches] == [1.0, 2.0]
-    assert "39%" in ax.patches[0].get_label()
+    ax.scatter([0], [0], label="class 0")
+    class_legend = ax.legend()
+    prior_circles(ax, square=3.0)
+    circles = [p for p in ax.patches if hasattr(p, "radius")]
+    assert [round(p.radius, 1) for p in circles] == [1.0, 2.0, 3.0]
+    assert "39%" in circles[0].get_label() and "99%" in circles[2].get_label()
+    box = [p for p in ax.patches if not hasattr(p, "radius")]
+    assert len(box) == 1 and (box[0].get_x(), box[0].get_width()) == (-3.0, 6.0)
+    assert [t.get_text() for t in ax.get_legend().get_texts()][-1] == "the decoded grid (±3)"
+    assert class_legend in ax.artists or class_legend in ax.get_children()  # still drawn
     plt.close(fig)
