@@ -120,10 +120,11 @@ def parts_figure(x: torch.Tensor, parts: torch.Tensor, rebuilt: dict, title: str
         ax.set_axis_off()
     axes[0, 0].imshow(to_float(x).detach().cpu().view(IMAGE_SIZE, IMAGE_SIZE).numpy(), cmap="gray", vmin=0, vmax=1)
     axes[0, 0].set_title("input", fontsize=8)
-    shown = symmetric_scale(parts[:n_parts].detach().cpu().view(-1, IMAGE_SIZE, IMAGE_SIZE), "each")
+    # one scale for all, so that the tiles' sizes compare: the largest term is the brightest or darkest
+    shown = symmetric_scale(parts[:n_parts].detach().cpu().view(-1, IMAGE_SIZE, IMAGE_SIZE), "shared")
     for j in range(n_parts):
         axes[0, j + 1].imshow(shown[j], cmap="gray", vmin=0, vmax=1)
-        axes[0, j + 1].set_title(f"part {j + 1}", fontsize=8)
+        axes[0, j + 1].set_title(f"part {j + 1}: z·d", fontsize=8)
     for col, (k, image) in enumerate(rebuilt.items(), start=1):
         axes[1, col].imshow(image.detach().cpu().view(IMAGE_SIZE, IMAGE_SIZE).numpy(), cmap="gray", vmin=0, vmax=1)
         label = "bias alone" if k == 0 else f"all {k}: the output" if k == parts.shape[0] else f"{k} part" + "s" * (k > 1)
