@@ -70,7 +70,7 @@ def reconstruction_rows(rows: Mapping[str, object], n: int = 10, axes=None, scal
     for r, (name, ims) in enumerate(zip(names, images)):
         for c in range(n):
             ax = axes[r, c]
-            ax.imshow(ims[c], cmap="gray", vmin=0, vmax=1)
+            ax.imshow(ims[c], cmap="gray", vmin=0, vmax=1, interpolation="nearest")  # pixels as they are
             ax.set_xticks([]), ax.set_yticks([])
             for spine in ax.spines.values():
                 spine.set_visible(False)
