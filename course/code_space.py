@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Mapping, Sequence
 
+import matplotlib
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
@@ -60,39 +61,50 @@ def principal_axes(z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return mean, v[:2]
 
 
+# boxplot's `vert` is deprecated from matplotlib 3.10 on, and `orientation` unknown before it (Colab may lag)
+_HORIZONTAL = {"orientation": "horizontal"} if tuple(int(p) for p in matplotlib.__version__.split(".")[:2]) >= (3, 10) \
+    else {"vert": False}
+
+
 def holes_figure(reference: torch.Tensor, sets: Mapping[str, tuple], max_points: int = 250,
                  confident: float = CONFIDENT, noun: str = "image") -> Figure:
-    """Left: codes of `sets` over the reference codes (grey), on the latter's 2 principal axes; right: each
-    decoded image's distance to the nearest training code against the probe's confidence.
+    """Left: codes of `sets` over the reference codes (grey), on the latter's 2 principal axes; right: per set,
+    its codes' distances to the nearest training code (a box) and the share of its images the probe is sure of.
 
-    `sets` maps a name to (z (N, d), distance (N,), confidence (N,)); the first max_points of each are drawn.
+    `sets` maps a name to (z (N, d), distance (N,), confidence (N,)); the map draws the first max_points of each,
+    the boxes and shares use every code.
     """
     mean, axes = principal_axes(reference)
     fig, (left, right) = plt.subplots(1, 2, figsize=(12, 5.2))
     ref = ((reference.detach().float().cpu() - mean) @ axes.T)[:5000].numpy()
     left.scatter(ref[:, 0], ref[:, 1], s=4, color="0.6", alpha=0.5, label=f"test {noun}s' codes")
     markers = ["o", "^", "s", "x", "+", "D", "v"]
+    names = list(sets)
     for k, (name, (z, distance, confidence)) in enumerate(sets.items()):
         if not len(z) == len(distance) == len(confidence):
             raise ValueError(f"sets[{name!r}]: z, distance and confidence must hold one entry per code")
         p = ((z.detach().float().cpu()[:max_points] - mean) @ axes.T).numpy()
         marker = markers[k % len(markers)]
         # line markers (x, +) look smaller than filled ones; the last set is drawn on top of all the others
-        style = dict(s=22 if marker in "x+" else 9, marker=marker, color=f"C{k}", alpha=0.7, label=name,
-                     zorder=3 if k == len(sets) - 1 else 2)
-        left.scatter(p[:, 0], p[:, 1], **style)
-        right.scatter(np.asarray(distance[:max_points]), np.asarray(confidence[:max_points]), **style)
+        left.scatter(p[:, 0], p[:, 1], s=22 if marker in "x+" else 9, marker=marker, color=f"C{k}", alpha=0.7,
+                     label=name, zorder=3 if k == len(sets) - 1 else 2)
+        row = len(sets) - 1 - k  # the first set on top, as in the legend
+        box = right.boxplot(np.asarray(distance, dtype=float), positions=[row], **_HORIZONTAL, widths=0.6,
+                            whis=(5, 95), showfliers=False, patch_artist=True)
+        box["boxes"][0].set(facecolor=f"C{k}", alpha=0.6)
+        right.text(1.02, row, f"sure: {share_confident(confidence, confident):.0%}", transform=right.get_yaxis_transform(),
+                   va="center", fontsize=9)
     drawn = f"the first {max_points} codes of each set" if any(len(z) > max_points for z, _, _ in sets.values()) \
         else "every code of each set"
-    left.set(xlabel="principal axis 1 of the codes", ylabel="principal axis 2 of the codes", title=f"where the codes lie (2 principal axes; {drawn})")
-    right.axhline(confident, color="k", linewidth=0.8, linestyle="--", label=f"the probe is sure (p ≥ {confident:g})")
-    right.set(xlabel="distance to the nearest training code (in spreads)", ylabel="probe's confidence in the class it names",
-              title="each decoded image: how far out, how sure the probe is", ylim=(0, 1.02))
-    # one legend for both panels, below them: inside either panel it hides points
+    left.set(xlabel="principal axis 1 of the codes", ylabel="principal axis 2 of the codes",
+             title=f"where the codes lie (2 principal axes; {drawn})")
+    right.set_yticks(range(len(names)), names[::-1], fontsize=8)
+    right.set(xlabel="distance to the nearest training code, in all dimensions (in spreads)",
+              title=f"how far out (box: middle half, whiskers 5%-95%); share the probe is sure of (p ≥ {confident:g})")
+    right.title.set_fontsize(9)
+    # the map's legend below both panels: inside the map it hides points
     handles, labels = left.get_legend_handles_labels()
-    extra, extra_labels = right.get_legend_handles_labels()
-    fig.legend(handles + extra[-1:], labels + extra_labels[-1:], loc="lower center", ncol=4, fontsize=8,
-               markerscale=1.5, frameon=False)
+    fig.legend(handles, labels, loc="lower center", ncol=4, fontsize=8, markerscale=1.5, frameon=False)
     fig.tight_layout(rect=(0, 0.1, 1, 1))
     return fig
 

@@ -78,20 +78,21 @@ def test_share_beyond_counts_distances_past_the_inside_quantile():
         share_beyond(inside, torch.tensor([]))
 
 
-def test_holes_figure_draws_each_set_on_the_map_and_against_the_confidence():
+def test_holes_figure_draws_each_set_on_the_map_and_its_distances_and_sure_share():
     g = torch.Generator().manual_seed(0)
     reference = torch.randn(300, 8, generator=g)
     sets = {name: (torch.randn(50, 8, generator=g), torch.rand(50, generator=g), torch.rand(50, generator=g))
             for name in ("noisy", "random")}
+    sets["random"] = (sets["random"][0], sets["random"][1], torch.cat([torch.ones(10), torch.zeros(40)]))
     fig = holes_figure(reference, sets, noun="digit")
     left, right = fig.axes
-    assert len(left.collections) == 3 and len(right.collections) == 2  # the reference codes, then each set
-    # one legend for both panels, outside them: every set once, the reference codes and the confidence line
-    assert left.get_legend() is None and right.get_legend() is None
-    assert [t.get_text() for t in fig.legends[0].get_texts()] == ["test digits' codes", "noisy", "random",
-                                                                  "the probe is sure (p ≥ 0.9)"]
+    assert len(left.collections) == 3  # the reference codes, then each set
+    assert left.get_legend() is None and [t.get_text() for t in fig.legends[0].get_texts()] == [
+        "test digits' codes", "noisy", "random"]
     assert "2 principal axes" in left.get_title()
     assert left.collections[-1].get_zorder() > left.collections[1].get_zorder()  # the last set drawn on top
+    assert [t.get_text() for t in right.get_yticklabels()] == ["random", "noisy"]  # the first set on top
+    assert "sure: 20%" in [t.get_text() for t in right.texts]  # 10 of 50 at p >= 0.9
     with pytest.raises(ValueError, match="noisy"):
         holes_figure(reference, {"noisy": (sets["noisy"][0], torch.rand(3), torch.rand(50))})
 
