@@ -182,7 +182,7 @@ def width_findings(test_mse: dict, train_loss: float, val_mse: float, nouns: str
     shares = ", ".join(f"{c:.0%} from width {a} to {b}" for c, a, b in zip(cuts, widths, widths[1:]))
     gap = val_mse / train_loss - 1
     return [finding(cuts[-1] > cuts[0], {True: "the last step up in width cuts the test error by a larger share than "
-                    "the first: {cuts}", False: "the last step up in width cuts the test error by no larger a share "
+                    "the first: {cuts}", False: "the last step up in width cuts the test error by a smaller share "
                     "than the first: {cuts}"}, cuts=shares),
             finding(gap > 0.1, {True: "the widest model ends {gap:.0%} worse on validation than on its training "
                     "{nouns}: it has partly memorised them", False: "the widest model's validation and training "

@@ -244,10 +244,6 @@ def lesson_checks(results: Mapping[float, Mapping], grid: PenaltyGrid, mean_imag
         "trade_off_alive": (all(r["dead_fraction"] < 0.9 and r["test_mse"] < 0.5 * mean_image_mse for r in trade),
                             "no trade-off model has collapsed: fewer than 90% of units dead and MSE well below the "
                             "mean-image MSE"),
-        "paid_in_scale": (rising([r["decoder_norm_living"] or 0.0 for r in trade])
-                          and trade[-1]["value_when_on"] < trade[0]["value_when_on"],
-                          "living units' decoder weights grow with lambda while active values shrink (the sign of a "
-                          "penalty paid in scale)"),
         "collapse": (col["dead_fraction"] > 0.99 and col["active_units_per_image"] < 1
                      and abs(col["test_mse"] - mean_image_mse) < 0.05 * mean_image_mse,
                      f"with lambda = {grid.collapse:g} the network collapses: {col['dead_fraction']:.1%} of units dead, "

@@ -245,7 +245,7 @@ class CorruptionExplorer(_Explorer):
         self.noise_slider = widgets.FloatSlider(value=noise_std, min=0.0, max=MAX_NOISE_STD, step=0.05,
                                                 description=self._level_name(kind), readout_format=".2f",
                                                 continuous_update=True, layout=widgets.Layout(width="300px"))
-        self.titles = {"x": "clean x", "x_noisy": "noisy input",
+        self.titles = {"x": f"clean {noun}", "x_noisy": "corrupted input",
                        **{name: name for name in models}}  # the names the notebook uses
         super().__init__(["x", "x_noisy", *models], [self.image_slider, self.kind_dropdown, self.noise_slider],
                          labels, class_names, noun)
