@@ -170,7 +170,9 @@ def one_code_figure(x: torch.Tensor, models: Mapping[str, nn.Module], side: int 
         n = side or int(round(z.numel() ** 0.5))
         on = int((z > 0).sum())
         top = float(z.max()) if on else 1.0
-        axes[0, col].imshow(z[: n * n].view(n, -1).numpy(), cmap="magma", vmin=0, vmax=top)
+        # every unit on drawn at least a third bright: a few strong units must not hide the many weak ones
+        shown = torch.where(z > 0, 0.35 + 0.65 * z / top, torch.zeros_like(z))
+        axes[0, col].imshow(shown[: n * n].view(n, -1).numpy(), cmap="magma", vmin=0, vmax=1)
         axes[0, col].set_title(f"{label}\n{on} of {z.numel()} units on", fontsize=9)
         axes[1, col].imshow(x_hat.view(28, 28).numpy(), cmap="gray", vmin=0, vmax=1)
         axes[1, col].set_title("its reconstruction", fontsize=9)
@@ -178,8 +180,8 @@ def one_code_figure(x: torch.Tensor, models: Mapping[str, nn.Module], side: int 
         ax.set_xticks([])
         ax.set_yticks([])
     fig.tight_layout(rect=(0, 0.05, 1, 1))
-    fig.text(0.5, 0.01, "each square: one unit per cell, black = off, brighter = more active (each square on its own "
-             "scale); a unit's place in the square means nothing", ha="center", fontsize=8)
+    fig.text(0.5, 0.01, "each square: one unit per cell, black = off; every unit on is at least dimly lit, brighter = more "
+             "active (each square on its own scale); a unit's place in the square means nothing", ha="center", fontsize=8)
     return fig
 
 
