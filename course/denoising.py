@@ -14,7 +14,7 @@ from matplotlib.figure import Figure
 from torch import nn
 
 from course.data import IMAGE_SIZE, to_float
-from course.metrics import class_template_similarity, filter_roughness, living_units, reconstruction_mse
+from course.metrics import class_template_similarity, filter_roughness, gaussian_blur, living_units, reconstruction_mse
 from course.models import batched, model_device
 from course.plotting import filter_grid
 from course.training import make_corruption
@@ -71,6 +71,26 @@ class DenoisingObjective:
 
     def __call__(self, model: nn.Module, x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         return self.loss(model, target, lambda _clean: x)
+
+
+class BlurBaseline(nn.Module):
+    """A denoiser that learns nothing: it blurs its input (a Gaussian of `sigma` pixels). forward -> (z, x_hat), z = x."""
+
+    def __init__(self, sigma: float = 1.0):
+        super().__init__()
+        if not isinstance(sigma, (int, float)) or isinstance(sigma, bool) or not sigma > 0:
+            raise ValueError(f"sigma must be a number > 0 (pixels), got {sigma!r}")
+        self.sigma = float(sigma)
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        return x.reshape(x.shape[0], -1)  # (B, 784): no code, the image itself
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        return gaussian_blur(z, self.sigma)  # (B, 784)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        z = self.encode(x)
+        return z, self.decode(z)
 
 
 def error_curves(table: Mapping[str, Mapping[float, float]], noisy_input_mse: Mapping[float, float],

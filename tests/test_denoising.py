@@ -140,3 +140,19 @@ def test_clean_brightness_is_the_mean_pixel_of_the_inputs_and_of_the_outputs():
     shade, shade_out = denoising.clean_brightness(_Halving(), pixels)
     assert shade == pytest.approx(float(pixels.double().mean()) / 255, rel=1e-6)
     assert shade_out == pytest.approx(shade / 2, rel=1e-6)
+
+
+def test_blur_baseline_is_a_denoiser_that_only_blurs():
+    from course.denoising import BlurBaseline
+    from course.metrics import gaussian_blur
+
+    x = torch.rand(5, 784, generator=torch.Generator().manual_seed(0))
+    z, x_hat = BlurBaseline(1.0)(x)
+    assert z.shape == (5, 784) and torch.equal(z, x)
+    assert torch.allclose(x_hat, gaussian_blur(x, 1.0))
+    assert not torch.allclose(x_hat, x)  # it changes the image: a real blur, not the identity
+    flat = torch.full((2, 784), 0.5)
+    assert float(BlurBaseline(2.0)(flat)[1][:, 14 * 28 + 14].sub(0.5).abs().max()) < 1e-6  # the middle of a flat image stays
+    for bad in (0, -1.0, "1", True):
+        with pytest.raises(ValueError, match="sigma"):
+            BlurBaseline(bad)
