@@ -96,7 +96,7 @@ class BlurBaseline(nn.Module):
 def error_curves(table: Mapping[str, Mapping[float, float]], noisy_input_mse: Mapping[float, float],
                  train_noise_std: float, highlight: str | None = None) -> Figure:
     """Test MSE against the noise level, one line per model ({name: {σ: mse}}), and the noisy input's own error."""
-    fig, ax = plt.subplots(figsize=(6, 3.6))
+    fig, ax = plt.subplots(figsize=(7.8, 3.6))
     for i, (name, row) in enumerate(table.items()):
         ax.plot(list(row), list(row.values()), "o-", color=f"C{i}", label=name,
                 linewidth=2.5 if name == highlight else 1.2)
@@ -105,7 +105,8 @@ def error_curves(table: Mapping[str, Mapping[float, float]], noisy_input_mse: Ma
                label=f"σ it was trained at ({train_noise_std:g})")
     ax.set(xlabel="noise level σ of the test inputs", ylabel="test MSE against the clean image", yscale="log")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)  # beside: inside it hid a curve
+    fig.tight_layout()
     return fig
 
 
