@@ -409,11 +409,12 @@ class VAEExplorer(_Explorer):
             colours = [f"C{colour_of[v] % 10}" for v in self.labels]
         ax.scatter(z[:, 0], z[:, 1], s=1.5, c=colours or "0.6", alpha=0.5, linewidths=0)
         if self.labels is not None:
-            for label in np.unique(self.labels):
+            classes = np.unique(self.labels)
+            centres = np.stack([np.median(z[self.labels == label], axis=0) for label in classes])
+            for label, centre in zip(classes, spread_labels(centres)):
                 name = self.class_names[int(label)] if self.class_names is not None else str(label)
-                centre = np.median(z[self.labels == label], axis=0)
                 ax.text(*centre, name, fontsize=6, ha="center", va="center", color="black",
-                        bbox={"boxstyle": "round,pad=0.1", "facecolor": "white", "alpha": 0.6, "linewidth": 0})
+                        bbox={"boxstyle": "round,pad=0.1", "facecolor": "white", "alpha": 0.7, "linewidth": 0})
         (self._samples_mark,) = ax.plot([], [], "x", color="black", markersize=5)
         (self._z_mark,) = ax.plot([], [], "+", color="red", markersize=12, markeredgewidth=2)
         ax.set_xlim(-MAX_PRIOR_Z - 0.2, MAX_PRIOR_Z + 0.2)
@@ -421,7 +422,10 @@ class VAEExplorer(_Explorer):
         ax.set_aspect("equal")
         ax.axhline(0, color="0.8", linewidth=0.5, zorder=0)
         ax.axvline(0, color="0.8", linewidth=0.5, zorder=0)
-        ax.set_xticks([]), ax.set_yticks([])  # the sliders give the scale: the box spans -3 to 3
+        ticks = [-MAX_PRIOR_Z, 0.0, MAX_PRIOR_Z]  # the sliders' range
+        ax.set_xticks(ticks), ax.set_yticks(ticks)
+        ax.tick_params(labelsize=6, length=2, pad=1)
+        ax.set_xlabel("z1", fontsize=7, labelpad=0), ax.set_ylabel("z2", fontsize=7, labelpad=0)
         ax.set_title(f"codes of {self.noun}s", fontsize=9)
 
     def _draw_map(self) -> None:
@@ -502,6 +506,28 @@ def interpolation_figure(model: nn.Module, x_a, x_b, steps: int = 10, axes=None)
     for ax, value in zip(axes[0], t.squeeze(1).tolist()):
         ax.set_title(f"t={value:.2f}", fontsize=8)
     return fig
+
+
+def spread_labels(centres: np.ndarray, width: float = 1.6, height: float = 0.45, rounds: int = 100) -> np.ndarray:
+    """Label positions (K, 2) near `centres`, moved apart up and down until no two labels' boxes overlap.
+
+    Why: the medians of overlapping classes can coincide, and their names would print on top of each other.
+    """
+    pos = np.array(centres, dtype=float).reshape(-1, 2).copy()
+    for _ in range(rounds):
+        moved = False
+        for i in range(len(pos)):
+            for j in range(i + 1, len(pos)):
+                gap = abs(pos[i, 1] - pos[j, 1])
+                if abs(pos[i, 0] - pos[j, 0]) < width and gap < height:
+                    up = 1.0 if (pos[i, 1], i) >= (pos[j, 1], j) else -1.0
+                    push = (height - gap) / 2 + 1e-3
+                    pos[i, 1] += up * push
+                    pos[j, 1] -= up * push
+                    moved = True
+        if not moved:
+            break
+    return pos
 
 
 def vae_explorer(model: nn.Module, n_samples: int = 4, seed: int = 0, z: Sequence[float] = (0.0, 0.0), codes=None,

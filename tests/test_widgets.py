@@ -10,7 +10,7 @@ import torch
 
 from course.models import (ConvAutoencoder, ConvCodeAutoencoder, ShallowAutoencoder, VariationalAutoencoder,
                            small_autoencoder)
-from course.widgets import (CorruptionExplorer, LatentExplorer, VAEExplorer, corruption_explorer,
+from course.widgets import (CorruptionExplorer, LatentExplorer, VAEExplorer, corruption_explorer, spread_labels,
                             interpolation_figure, latent_explorer, vae_explorer)
 
 
@@ -502,3 +502,14 @@ def test_html_export_of_an_executed_notebook_shows_a_picture_not_vbox(tmp_path, 
     html, _ = HTMLExporter().from_notebook_node(nb)
     assert "VBox(" not in html
     assert "<img" in html and "data:image/png;base64," in html
+
+
+def test_spread_labels_parts_names_on_top_of_each_other_and_leaves_far_ones():
+    centres = np.array([[0.0, 0.0], [0.1, 0.05], [0.2, -0.1], [2.5, 2.5]])
+    pos = spread_labels(centres, width=1.6, height=0.45)
+    for i in range(len(pos)):
+        for j in range(i + 1, len(pos)):
+            assert abs(pos[i, 0] - pos[j, 0]) >= 1.6 or abs(pos[i, 1] - pos[j, 1]) >= 0.45 - 1e-9
+    assert np.allclose(pos[:, 0], centres[:, 0])  # moved up and down only
+    assert np.allclose(pos[3], centres[3])  # nothing near it: it stays
+    assert np.allclose(spread_labels(centres[3:]), centres[3:])
