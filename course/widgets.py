@@ -221,16 +221,18 @@ class CorruptionExplorer(_Explorer):
 
     def __init__(self, standard_model, denoising_model: nn.Module, x, labels=None, noise_std: float = 0.5,
                  kind: str = "gaussian", seed: int = 0, class_names: Sequence[str] | None = None,
-                 noun: str = "image"):
+                 noun: str = "image", denoising_name: str = "denoising"):
         if isinstance(standard_model, Mapping):
             if not standard_model:
                 raise ValueError("standard_model must be a model or a non-empty mapping of names to models")
             models = {str(k): _check_model(f"standard_model[{k!r}]", m) for k, m in standard_model.items()}
         else:
             models = {"standard": _check_model("standard_model", standard_model)}
-        if "denoising" in models or {"x", "x_noisy"} & set(models):
-            raise ValueError("standard_model names must not be 'x', 'x_noisy' or 'denoising'")
-        models["denoising"] = _check_model("denoising_model", denoising_model)
+        if not isinstance(denoising_name, str) or not denoising_name.strip():
+            raise ValueError(f"denoising_name must be a non-empty str (the denoiser's panel title), got {denoising_name!r}")
+        if denoising_name in models or {"x", "x_noisy"} & set(models):
+            raise ValueError(f"standard_model names must not be 'x', 'x_noisy' or {denoising_name!r} (denoising_name)")
+        models[denoising_name] = _check_model("denoising_model", denoising_model)
         self.models = models
         self.x = _as_batch(x)
         labels = _check_labels(labels, self.x.shape[0], class_names)
@@ -456,10 +458,10 @@ class VAEExplorer(_Explorer):
 
 def corruption_explorer(standard_model, denoising_model: nn.Module, x, labels=None, noise_std: float = 0.5,
                         kind: str = "gaussian", seed: int = 0, class_names: Sequence[str] | None = None,
-                        noun: str = "image") -> CorruptionExplorer:
+                        noun: str = "image", denoising_name: str = "denoising") -> CorruptionExplorer:
     """Notebook 04's widget: corruption kind and level, image picker; noisy input, standard and denoising outputs."""
     return CorruptionExplorer(standard_model, denoising_model, x, labels=labels, noise_std=noise_std, kind=kind,
-                              seed=seed, class_names=class_names, noun=noun)
+                              seed=seed, class_names=class_names, noun=noun, denoising_name=denoising_name)
 
 
 def latent_explorer(model: nn.Module, x, labels=None, noise_std: float = 0.5, seed: int = 0,

@@ -513,3 +513,13 @@ def test_spread_labels_parts_names_on_top_of_each_other_and_leaves_far_ones():
     assert np.allclose(pos[:, 0], centres[:, 0])  # moved up and down only
     assert np.allclose(pos[3], centres[3])  # nothing near it: it stays
     assert np.allclose(spread_labels(centres[3:]), centres[3:])
+
+
+def test_corruption_explorer_titles_the_denoiser_by_the_name_it_is_given():
+    m = ShallowAutoencoder(hidden_dim=8)
+    x = torch.rand(3, 784)
+    ex = corruption_explorer({"standard-8": m}, m, x, denoising_name="denoising-8")
+    assert list(ex.images) == ["x", "x_noisy", "standard-8", "denoising-8"]
+    for bad in ("", "  ", 3, "standard-8"):
+        with pytest.raises(ValueError, match="denoising_name|standard_model"):
+            corruption_explorer({"standard-8": m}, m, x, denoising_name=bad)
