@@ -80,6 +80,9 @@ def code_size_curves(pca_curve: torch.Tensor, autoencoder: Mapping[int, float], 
     if mean_image_mse is not None:
         ax.axhline(mean_image_mse, color="grey", linestyle="--", lw=1, label="the mean image (no code)")
     ax.set(xscale="log", yscale="log", xlabel="code size k (numbers per image)", ylabel="test MSE per pixel")
+    ticks = [k for k in (1, 2, 5, 10, 20, 30, 50, 100) if k <= len(curve)]  # readable sizes, not decades only
+    ax.set_xticks(ticks, [str(k) for k in ticks])
+    ax.xaxis.set_minor_formatter(plt.NullFormatter())
     ax.set_title(title or "test MSE against code size", fontsize=10)
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=8)

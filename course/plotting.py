@@ -167,8 +167,9 @@ def loss_curves(histories: Mapping[str, History] | History, ax=None, log: bool =
             ax.plot(history.best_epoch, val[history.best_epoch - 1], marker="o", color=color, markersize=6,
                     linestyle="none")
             kept = True
-    if kept:  # one neutral legend entry for every model's dot, so it reads as no one model's
-        ax.plot([], [], marker="o", color="0.35", linestyle="none", label="kept weights (lowest validation)")
+    if kept:  # one legend entry for the dots: in the curves' colour for one model, neutral for several
+        ax.plot([], [], marker="o", color="C0" if len(histories) == 1 else "0.35", linestyle="none",
+                label="kept weights (lowest validation)")
     ax.set_xlabel("epoch")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_ylabel((ylabel or ("MSE per pixel" if metric == "mse" else "training objective")) + (" (log scale)" if log else ""))

@@ -337,7 +337,8 @@ def fit(model: nn.Module, data: DigitData, epochs: int, lr: float = 1e-3, batch_
     best_state, best_loss = None, math.inf
     n = pixels.shape[0]
 
-    bar = _progress_bar(epochs, progress, type(model).__name__)
+    size = getattr(model, "latent_dim", None)  # names the model when a notebook trains several of one class
+    bar = _progress_bar(epochs, progress, type(model).__name__ + (f" (latent_dim {size})" if isinstance(size, int) else ""))
     for epoch in range(epochs):
         start = time.perf_counter()
         model.train()
