@@ -130,9 +130,9 @@ def trainer_verdicts(trained: Mapping[float, Trained], caught: Mapping[float, li
     rows = []
     for weight, t in trained.items():
         kept, floor = kept_val_mse(t.history), t.history.mean_image_mse
-        rows.append({"weight": weight, "source": "cache" if t.from_cache else "trained now",
-                     "val_mse_kept": kept, "mean_image_val_mse": floor,
-                     "ratio": kept / floor if floor else None, "warned_now": bool(caught.get(weight))})
+        rows.append({"weight": weight, "model": "from the cache" if t.from_cache else "trained now",
+                     "validation MSE, kept weights": kept, "validation MSE, mean image": floor,
+                     "ratio": kept / floor if floor else None, "warned while training here": bool(caught.get(weight))})
     return rows
 
 

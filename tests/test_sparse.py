@@ -45,9 +45,9 @@ def test_kept_val_mse_and_trainer_verdicts_read_the_history():
     trained = {0.0: SimpleNamespace(history=History(train_loss=[1], val_mse=[0.02], mean_image_mse=0.1), from_cache=True),
                6.5: SimpleNamespace(history=history, from_cache=False)}
     rows = sparse.trainer_verdicts(trained, {0.0: [], 6.5: ["no better than ..."]})
-    assert rows[0] == {"weight": 0.0, "source": "cache", "val_mse_kept": 0.02, "mean_image_val_mse": 0.1,
-                       "ratio": pytest.approx(0.2), "warned_now": False}
-    assert rows[1]["ratio"] == pytest.approx(1.0) and rows[1]["warned_now"] and rows[1]["source"] == "trained now"
+    assert rows[0] == {"weight": 0.0, "model": "from the cache", "validation MSE, kept weights": 0.02,
+                       "validation MSE, mean image": 0.1, "ratio": pytest.approx(0.2), "warned while training here": False}
+    assert rows[1]["ratio"] == pytest.approx(1.0) and rows[1]["warned while training here"] and rows[1]["model"] == "trained now"
 
 
 def test_train_noting_collapse_catches_only_the_mean_image_warning(monkeypatch):
