@@ -51,53 +51,64 @@ def class_partners(y: torch.Tensor, same_class: bool, generator: torch.Generator
     return partner
 
 
-def principal_axes(z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """The mean (d,) of codes z (N, d) and their two principal axes (2, d): the plane of the code map."""
-    z = z.detach().float().cpu()
-    if z.dim() != 2 or z.shape[0] < 2 or z.shape[1] < 2:
-        raise ValueError(f"z must be codes of shape (N, d) with N >= 2 and d >= 2, got {tuple(z.shape)}")
-    mean = z.mean(0)
-    _, _, v = torch.linalg.svd(z - mean, full_matrices=False)
-    return mean, v[:2]
-
-
 # boxplot's `vert` is deprecated from matplotlib 3.10 on, and `orientation` unknown before it (Colab may lag)
 _HORIZONTAL = {"orientation": "horizontal"} if tuple(int(p) for p in matplotlib.__version__.split(".")[:2]) >= (3, 10) \
     else {"vert": False}
 
 
-def holes_figure(reference: torch.Tensor, sets: Mapping[str, tuple], max_points: int = 250,
-                 confident: float = CONFIDENT, noun: str = "image") -> Figure:
-    """Left: codes of `sets` over the reference codes (grey), on the latter's 2 principal axes; right: per set,
-    its codes' distances to the nearest training code (a box) and the share of its images the probe is sure of.
+def correlated_pair(z: torch.Tensor) -> tuple[int, int, float]:
+    """The two dimensions of codes z (N, d) whose values are most correlated (either sign): (i, j, r), i < j."""
+    z = z.detach().double().cpu()
+    if z.dim() != 2 or z.shape[0] < 3 or z.shape[1] < 2:
+        raise ValueError(f"z must be codes of shape (N, d) with N >= 3 and d >= 2, got {tuple(z.shape)}")
+    r = torch.corrcoef(z.T).nan_to_num(0.0)
+    r.fill_diagonal_(0.0)
+    i, j = divmod(int(r.abs().argmax()), z.shape[1])
+    return min(i, j), max(i, j), float(r[i, j])
 
+
+def holes_figure(reference: torch.Tensor, sets: Mapping[str, tuple], max_points: int = 250,
+                 confident: float = CONFIDENT, noun: str = "image", on_map: Sequence[str] | None = None) -> Figure:
+    """Left: the codes of the sets named `on_map` (default all) over the reference codes (grey), on the two code
+    dimensions most correlated over the reference, each in units of its spread; right: per set, its codes'
+    distances to the nearest training code (a box) and the share of its images the probe is sure of.
+
+    Why that pair: codes drawn one dimension at a time miss how dimensions vary together, and there they show it.
     `sets` maps a name to (z (N, d), distance (N,), confidence (N,)); the map draws the first max_points of each,
     the boxes and shares use every code.
     """
-    mean, axes = principal_axes(reference)
+    on_map = list(sets) if on_map is None else list(on_map)
+    if not set(on_map) <= set(sets):
+        raise ValueError(f"on_map must name sets among {list(sets)}, got {on_map!r}")
+    i, j, r = correlated_pair(reference)
+    reference = reference.detach().float().cpu()
+    mean, std = reference.mean(0), reference.std(0).clamp_min(1e-12)
+
+    def plane(z):  # (N, 2): dimensions i and j, in spreads
+        return ((z.detach().float().cpu() - mean) / std)[:, [i, j]].numpy()
+
     fig, (left, right) = plt.subplots(1, 2, figsize=(12, 5.2))
-    ref = ((reference.detach().float().cpu() - mean) @ axes.T)[:5000].numpy()
+    ref = plane(reference[:5000])
     left.scatter(ref[:, 0], ref[:, 1], s=4, color="0.6", alpha=0.5, label=f"test {noun}s' codes")
     markers = ["o", "^", "s", "x", "+", "D", "v"]
     names = list(sets)
     for k, (name, (z, distance, confidence)) in enumerate(sets.items()):
         if not len(z) == len(distance) == len(confidence):
             raise ValueError(f"sets[{name!r}]: z, distance and confidence must hold one entry per code")
-        p = ((z.detach().float().cpu()[:max_points] - mean) @ axes.T).numpy()
         marker = markers[k % len(markers)]
-        # line markers (x, +) look smaller than filled ones; the last set is drawn on top of all the others
-        left.scatter(p[:, 0], p[:, 1], s=22 if marker in "x+" else 9, marker=marker, color=f"C{k}", alpha=0.7,
-                     label=name, zorder=3 if k == len(sets) - 1 else 2)
+        if name in on_map:  # line markers (x, +) look smaller than filled ones; the last set is drawn on top
+            p = plane(z[:max_points])
+            left.scatter(p[:, 0], p[:, 1], s=22 if marker in "x+" else 9, marker=marker, color=f"C{k}", alpha=0.7,
+                         label=name, zorder=3 if name == on_map[-1] else 2)
         row = len(sets) - 1 - k  # the first set on top, as in the legend
         box = right.boxplot(np.asarray(distance, dtype=float), positions=[row], **_HORIZONTAL, widths=0.6,
                             whis=(5, 95), showfliers=False, patch_artist=True)
         box["boxes"][0].set(facecolor=f"C{k}", alpha=0.6)
         right.text(1.02, row, f"sure: {share_confident(confidence, confident):.0%}", transform=right.get_yaxis_transform(),
                    va="center", fontsize=9)
-    drawn = f"the first {max_points} codes of each set" if any(len(z) > max_points for z, _, _ in sets.values()) \
-        else "every code of each set"
-    left.set(xlabel="principal axis 1 of the codes", ylabel="principal axis 2 of the codes",
-             title=f"where the codes lie (2 principal axes; {drawn})")
+    drawn = f"the first {max_points} of each set" if any(len(sets[n][0]) > max_points for n in on_map) else "every code"
+    left.set(xlabel=f"z{i + 1} (in spreads)", ylabel=f"z{j + 1} (in spreads)", aspect="equal")
+    left.set_title(f"the two code dimensions most correlated (r = {r:.2f}); {drawn}", fontsize=9)
     right.set_yticks(range(len(names)), names[::-1], fontsize=8)
     right.set(xlabel="distance to the nearest training code, in all dimensions (in spreads)",
               title=f"how far out (box: middle half, whiskers 5%-95%); share the probe is sure of (p ≥ {confident:g})")

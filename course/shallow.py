@@ -124,7 +124,7 @@ def parts_figure(x: torch.Tensor, parts: torch.Tensor, rebuilt: dict, title: str
     shown = symmetric_scale(parts[:n_parts].detach().cpu().view(-1, IMAGE_SIZE, IMAGE_SIZE), "shared")
     for j in range(n_parts):
         axes[0, j + 1].imshow(shown[j], cmap="gray", vmin=0, vmax=1)
-        axes[0, j + 1].set_title(f"part {j + 1}: z·d", fontsize=8)
+        axes[0, j + 1].set_title(f"part {j + 1}: z_j d_j", fontsize=8)
     for col, (k, image) in enumerate(rebuilt.items(), start=1):
         axes[1, col].imshow(image.detach().cpu().view(IMAGE_SIZE, IMAGE_SIZE).numpy(), cmap="gray", vmin=0, vmax=1)
         label = "bias alone" if k == 0 else f"all {k}: the output" if k == parts.shape[0] else f"{k} part" + "s" * (k > 1)
@@ -176,7 +176,7 @@ def relative_cuts(values: Sequence[float]) -> list[float]:
 
 
 def width_findings(test_mse: dict, train_loss: float, val_mse: float, nouns: str) -> list[Finding]:
-    """Section 2's findings: which step up in width cuts the test error most; whether the widest model memorised."""
+    """Section 2's findings: which step up in width cuts the test error most; whether the widest model fits its training images better than unseen ones."""
     widths = sorted(test_mse)
     cuts = relative_cuts([test_mse[w] for w in widths])
     shares = ", ".join(f"{c:.0%} from width {a} to {b}" for c, a, b in zip(cuts, widths, widths[1:]))
@@ -185,8 +185,9 @@ def width_findings(test_mse: dict, train_loss: float, val_mse: float, nouns: str
                     "the first: {cuts}", False: "the last step up in width cuts the test error by a smaller share "
                     "than the first: {cuts}"}, cuts=shares),
             finding(gap > 0.1, {True: "the widest model ends {gap:.0%} worse on validation than on its training "
-                    "{nouns}: it has partly memorised them", False: "the widest model's validation and training "
-                    "errors end within 10% of each other ({gap:+.0%}): it has not memorised its training {nouns}"},
+                    "{nouns}: it fits the images it trained on much better than unseen ones (a generalisation gap)",
+                    False: "the widest model's validation and training errors end within 10% of each other "
+                    "({gap:+.0%}): it does about as well on unseen {nouns} as on its training ones"},
                     gap=gap, nouns=nouns)]
 
 

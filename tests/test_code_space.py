@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from course.metrics import probe_classifier
-from course.code_space import (class_partners, extremes, holes_figure, manifold_lessons, near_far_confident, principal_axes,
+from course.code_space import (class_partners, correlated_pair, extremes, holes_figure, manifold_lessons, near_far_confident,
                                probe_confidence, share_beyond, share_confident)
 
 
@@ -47,16 +47,6 @@ def test_class_partners_refuse_what_cannot_be_paired():
         class_partners(torch.tensor([2, 2, 2]), same_class=False, generator=torch.Generator())
 
 
-def test_principal_axes_find_the_direction_of_largest_spread():
-    g = torch.Generator().manual_seed(0)
-    z = torch.randn(500, 3, generator=g) * torch.tensor([5.0, 2.0, 0.1]) + 7
-    mean, axes = principal_axes(z)
-    assert torch.allclose(mean, z.mean(0)) and axes.shape == (2, 3)
-    assert abs(float(axes[0, 0])) > 0.99 and abs(float(axes[1, 1])) > 0.99
-    with pytest.raises(ValueError, match="z"):
-        principal_axes(torch.zeros(5))
-
-
 def test_share_confident_and_extremes():
     confidence = torch.tensor([0.2, 0.95, 0.9, 0.5])
     assert share_confident(confidence) == 0.5 and share_confident(confidence, 0.96) == 0.0
@@ -89,7 +79,7 @@ def test_holes_figure_draws_each_set_on_the_map_and_its_distances_and_sure_share
     assert len(left.collections) == 3  # the reference codes, then each set
     assert left.get_legend() is None and [t.get_text() for t in fig.legends[0].get_texts()] == [
         "test digits' codes", "noisy", "random"]
-    assert "2 principal axes" in left.get_title()
+    assert "most correlated" in left.get_title() and "in spreads" in left.get_xlabel()
     assert left.collections[-1].get_zorder() > left.collections[1].get_zorder()  # the last set drawn on top
     assert [t.get_text() for t in right.get_yticklabels()] == ["random", "noisy"]  # the first set on top
     assert "sure: 20%" in [t.get_text() for t in right.texts]  # 10 of 50 at p >= 0.9
@@ -145,3 +135,26 @@ def test_near_far_confident_splits_every_set_at_the_inside_sets_quantile():
         near_far_confident(sets, inside="nope")
     with pytest.raises(ValueError, match="beyond"):
         near_far_confident({"real": sets["real"]}, inside="real", quantile=1.0)
+
+
+def test_correlated_pair_finds_the_two_dimensions_that_move_together():
+    g = torch.Generator().manual_seed(0)
+    z = torch.randn(2000, 5, generator=g)
+    z[:, 3] = -0.8 * z[:, 1] + 0.2 * torch.randn(2000, generator=g)
+    i, j, r = correlated_pair(z)
+    assert (i, j) == (1, 3) and r < -0.9
+    with pytest.raises(ValueError, match="z must be"):
+        correlated_pair(torch.zeros(5))
+
+
+def test_holes_figure_maps_only_the_sets_named_but_boxes_every_set():
+    g = torch.Generator().manual_seed(1)
+    reference = torch.randn(300, 8, generator=g)
+    sets = {name: (torch.randn(40, 8, generator=g), torch.rand(40, generator=g), torch.rand(40, generator=g))
+            for name in ("noisy", "half-way", "random")}
+    fig = holes_figure(reference, sets, on_map=["random"])
+    left, right = fig.axes
+    assert len(left.collections) == 2  # the reference codes and the random ones
+    assert [t.get_text() for t in right.get_yticklabels()] == ["random", "half-way", "noisy"]
+    with pytest.raises(ValueError, match="on_map"):
+        holes_figure(reference, sets, on_map=["nowhere"])
