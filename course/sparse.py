@@ -111,6 +111,14 @@ def sparsity_measures(model: nn.Module, x: torch.Tensor,
     }
 
 
+def grid_rows(trained: Mapping[float, Trained], grid: PenaltyGrid, penalty_for: Callable, x: torch.Tensor,
+              dead_fraction: Callable[[torch.Tensor], float] = course_dead_fraction) -> list[dict]:
+    """One row per weight for the table and the metrics record: sparsity_measures on x, and how it was trained."""
+    return [{"penalty": "l1", "weight": w, "role": grid.role(w), "trained_with": trained_with(penalty_for(w)),
+             **sparsity_measures(t.model, x, dead_fraction), "train_seconds": round(t.history.total_seconds, 2),
+             "from_cache": t.from_cache} for w, t in trained.items()]
+
+
 def death_split(low: Mapping, high: Mapping) -> dict:
     """How the share of all units on per image fell from the row `low` to `high` (sparsity_measures rows): the fold
     of the fall, the folds due to death (the share alive) and to selectivity (the living firing less), which multiply

@@ -163,3 +163,20 @@ def test_death_split_factors_the_fall_of_the_share_on_into_death_and_selectivity
     everything_dead = {"dead_fraction": 1.0, "active_share_all": 0.0}
     with pytest.raises(ValueError, match="no unit alive"):
         sparse.death_split(low, everything_dead)
+
+
+def test_grid_rows_measure_every_model_and_say_how_it_was_trained():
+    torch.manual_seed(0)
+    grid = sparse.penalty_grid([0.0, 0.1], 5.0, 0.1)
+    models = {w: ShallowAutoencoder(hidden_dim=16) for w in grid.all}
+    trained = {w: SimpleNamespace(model=m, history=History(train_loss=[1], val_mse=[0.1], seconds=[1.234]),
+                                  from_cache=w == 0.0) for w, m in models.items()}
+    penalty_for = lambda w: None if w == 0 else functools.partial(l1_penalty, weight=w) if w == 0.1 else L1Penalty(w)
+    x = torch.rand(20, 784)
+    rows = sparse.grid_rows(trained, grid, penalty_for, x, dead_fraction=lambda z: 0.25)
+    assert [r["weight"] for r in rows] == grid.all
+    assert [r["trained_with"] for r in rows] == ["none", "your l1_penalty", "L1Penalty"]
+    assert [r["role"] for r in rows] == ["no penalty", "trade-off", "collapse (on purpose)"]
+    assert all(r["dead_fraction"] == 0.25 and r["living_units"] == 12 and r["train_seconds"] == 1.23 for r in rows)
+    assert [r["from_cache"] for r in rows] == [True, False, False]
+    assert rows[1]["test_mse"] == pytest.approx(sparse.sparsity_measures(models[0.1], x)["test_mse"])
