@@ -229,8 +229,8 @@ def filter_finding(rows: dict) -> Finding:
     ratio = {h: rows[h]["nearest_neighbour_similarity"] / rows[h]["random_filters_similarity"] for h in widths}
     ratios = ", ".join(f"{ratio[w]:.1f} times (width {w})" for w in widths)
     return finding([ratio[w] for w in widths] == sorted(ratio.values(), reverse=True),
-                   {True: "the wider the layer, the closer its filters come to unrelated ones: a filter's nearest "
-                    "neighbour is {ratios} as similar as among random filters", False: "a filter's nearest neighbour "
+                   {True: "the wider the layer, the less alike its filters are, against random ones: a filter's nearest "
+                    "neighbour is {ratios} as similar as among random filters (1: no more alike than unrelated ones)", False: "a filter's nearest neighbour "
                     "is {ratios} as similar as among random filters: no steady trend with the width"}, ratios=ratios)
 
 
