@@ -81,7 +81,7 @@ class Setup:
         if key is not None:
             self.lessons[_check_key(key)] = holds
         if holds:
-            print(f"lesson holds: {claim}")
+            print(f"✓ {claim} (checked)")
         elif self.smoke:
             print(f"(smoke run, not checked) {claim}")
         else:
@@ -102,6 +102,8 @@ class Setup:
         if not notebook:
             raise ValueError("notebook must name the notebook (e.g. \"05_manifold_learning\"): give it here or to setup()")
         failed = []
+        if lessons:
+            print("What this run has shown (each is checked: a full run stops with an error where one fails):")
         for key, lesson in (lessons or {}).items():
             if not isinstance(lesson, (tuple, list)) or len(lesson) != 2 or not isinstance(lesson[1], str):
                 raise ValueError(f"lessons[{key!r}] must be a pair (condition, claim), got {lesson!r}")
@@ -109,9 +111,9 @@ class Setup:
             holds = bool(condition)
             self.lessons[_check_key(key)] = holds
             if holds:
-                print(f"lesson holds: {claim}")
+                print(f"  ✓ {claim}")
             elif self.smoke:
-                print(f"(smoke run, not checked) {claim}")
+                print(f"  (smoke run, not checked) {claim}")
             else:
                 failed.append(claim)
         if "lessons" in results:
@@ -119,7 +121,8 @@ class Setup:
         path = write_metrics(output_dir if output_dir is not None else self.output_dir, notebook, self,
                              lessons=dict(self.lessons), **results)
         held = sum(self.lessons.values())
-        print(f"{held} of {len(self.lessons)} lesson checks hold" + (" (smoke run: not enforced)" if self.smoke else ""))
+        print(f"{held} of {len(self.lessons)} lesson checks hold" + (" (smoke run: not enforced)" if self.smoke else "")
+              + f"; this run's numbers are in {path}")
         if failed:
             raise AssertionError("lesson does not hold on this run: " + "; ".join(failed))
         return path
@@ -265,7 +268,6 @@ def write_metrics(output_dir: str | os.PathLike | None, notebook: str, run: Setu
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    print(f"metrics written to {path}")
     return path
 
 

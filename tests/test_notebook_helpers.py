@@ -86,7 +86,7 @@ def test_finish_checks_lessons_and_writes_one_record(run, tmp_path, capsys):
     assert record["lessons"] == {"earlier": True, "small": True, "tensor": True}
     assert record["mse"] == 0.25 and record["std"] == [1.0, 2.0] and record["count"] == 3 and record["shares"] == [0.5]
     out = capsys.readouterr().out
-    assert "lesson holds: 0.1 is below 0.2" in out and "3 of 3 lesson checks hold" in out
+    assert "  ✓ 0.1 is below 0.2" in out and "3 of 3 lesson checks hold" in out and str(path) in out
 
 
 def test_finish_in_a_full_run_writes_the_record_then_names_every_broken_lesson(run, tmp_path):
