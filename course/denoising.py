@@ -103,7 +103,7 @@ def error_curves(table: Mapping[str, Mapping[float, float]], noisy_input_mse: Ma
     ax.plot(list(noisy_input_mse), list(noisy_input_mse.values()), "k:", label="noisy input itself")
     ax.axvline(train_noise_std, color="grey", linewidth=0.8, linestyle="--",
                label=f"σ it was trained at ({train_noise_std:g})")
-    ax.set(xlabel="noise level σ of the test inputs", ylabel="test MSE against the clean image", yscale="log")
+    ax.set(xlabel="noise level σ of the test inputs", ylabel="test MSE against the clean image (log scale)", yscale="log")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)  # beside: inside it hid a curve
     fig.tight_layout()
