@@ -417,8 +417,11 @@ class VAEExplorer(_Explorer):
                 name = self.class_names[int(label)] if self.class_names is not None else str(label)
                 ax.text(*centre, name, fontsize=6, ha="center", va="center", color="black",
                         bbox={"boxstyle": "round,pad=0.1", "facecolor": "white", "alpha": 0.7, "linewidth": 0})
-        (self._samples_mark,) = ax.plot([], [], "x", color="black", markersize=5)
-        (self._z_mark,) = ax.plot([], [], "+", color="red", markersize=12, markeredgewidth=2)
+        # the marks above the class names (zorder), numbered as the panels' prior draws
+        (self._samples_mark,) = ax.plot([], [], "x", color="black", markersize=6, markeredgewidth=1.5, zorder=5)
+        self._sample_numbers = [ax.text(0, 0, str(k + 1), fontsize=6, fontweight="bold", zorder=6, visible=False)
+                                for k in range(self.n_samples)]
+        (self._z_mark,) = ax.plot([], [], "+", color="red", markersize=12, markeredgewidth=2, zorder=6)
         ax.set_xlim(-MAX_PRIOR_Z - 0.2, MAX_PRIOR_Z + 0.2)
         ax.set_ylim(-MAX_PRIOR_Z - 0.2, MAX_PRIOR_Z + 0.2)
         ax.set_aspect("equal")
@@ -435,6 +438,8 @@ class VAEExplorer(_Explorer):
             return
         self._z_mark.set_data([self.z1_slider.value], [self.z2_slider.value])
         self._samples_mark.set_data(self.z_samples[:, 0].numpy(), self.z_samples[:, 1].numpy())
+        for number, (z1, z2) in zip(self._sample_numbers, self.z_samples.tolist()):
+            number.set(position=(z1 + 0.15, z2 + 0.15), visible=abs(z1) < MAX_PRIOR_Z and abs(z2) < MAX_PRIOR_Z)
 
     def _on_sample(self, _button=None) -> None:
         self.draw += 1
