@@ -106,7 +106,8 @@ def holes_figure(reference: torch.Tensor, sets: Mapping[str, tuple], max_points:
         box["boxes"][0].set(facecolor=f"C{k}", alpha=0.6)
         right.text(1.02, row, f"sure: {share_confident(confidence, confident):.0%}", transform=right.get_yaxis_transform(),
                    va="center", fontsize=9)
-    drawn = f"the first {max_points} of each set" if any(len(sets[n][0]) > max_points for n in on_map) else "every code"
+    drawn = (f"grey: the test codes; of each set, its first {max_points}" if any(len(sets[n][0]) > max_points for n in on_map)
+             else "grey: the test codes; every code of each set")
     left.set(xlabel=f"z{i + 1} (in spreads)", ylabel=f"z{j + 1} (in spreads)", aspect="equal")
     left.set_title(f"the two code dimensions most correlated (r = {r:.2f}); {drawn}", fontsize=9)
     right.set_yticks(range(len(names)), names[::-1], fontsize=8)
