@@ -140,7 +140,8 @@ def trainer_verdicts(trained: Mapping[float, Trained], caught: Mapping[float, li
         kept, floor = kept_val_mse(t.history), t.history.mean_image_mse
         rows.append({"weight": weight, "model": "from the cache" if t.from_cache else "trained now",
                      "validation MSE, kept weights": kept, "validation MSE, mean image": floor,
-                     "ratio": kept / floor if floor else None, "warned while training here": bool(caught.get(weight))})
+                     "ratio": kept / floor if floor else None, "the trainer warns (ratio ≥ 0.98)": bool(floor and kept >= 0.98 * floor),
+                     "warned while training here": bool(caught.get(weight))})
     return rows
 
 

@@ -126,8 +126,8 @@ def dead_fraction(z):
 
 _add(Exercise(
     "03.l1_penalty", "03_sparse_autoencoder",
-    "Write the L1 sparsity penalty of the codes z, scaled by weight, as one number whose size does not depend on "
-    "the batch size or on the layer's width.",
+    "Write the L1 sparsity penalty of the codes z, scaled by weight, as a 0-d tensor whose size depends neither on "
+    "the batch size nor on the layer's width (at the same activity per unit).",
     "l1_penalty(z, weight) -> a 0-d tensor: z (B, units), weight a float",
     5, training.l1_penalty, _check_l1_penalty))
 
