@@ -98,18 +98,17 @@ def holes_figure(reference: torch.Tensor, sets: Mapping[str, tuple], max_points:
         marker = markers[k % len(markers)]
         if name in on_map:  # line markers (x, +) look smaller than filled ones; the last set is drawn on top
             p = plane(z[:max_points])
+            shown = name if len(z) <= max_points else f"{name} (the first {max_points})"
             left.scatter(p[:, 0], p[:, 1], s=22 if marker in "x+" else 9, marker=marker, color=f"C{k}", alpha=0.7,
-                         label=name, zorder=3 if name == on_map[-1] else 2)
+                         label=shown, zorder=3 if name == on_map[-1] else 2)
         row = len(sets) - 1 - k  # the first set on top, as in the legend
         box = right.boxplot(np.asarray(distance, dtype=float), positions=[row], **_HORIZONTAL, widths=0.6,
                             whis=(5, 95), showfliers=False, patch_artist=True)
         box["boxes"][0].set(facecolor=f"C{k}", alpha=0.6)
         right.text(1.02, row, f"sure: {share_confident(confidence, confident):.0%}", transform=right.get_yaxis_transform(),
                    va="center", fontsize=9)
-    drawn = (f"grey: the test codes; of each set, its first {max_points}" if any(len(sets[n][0]) > max_points for n in on_map)
-             else "grey: the test codes; every code of each set")
     left.set(xlabel=f"z{i + 1} (in spreads)", ylabel=f"z{j + 1} (in spreads)", aspect="equal")
-    left.set_title(f"the two code dimensions most correlated (r = {r:.2f}); {drawn}", fontsize=9)
+    left.set_title(f"the two most correlated code dimensions (r = {r:.2f})", fontsize=9)
     right.set_yticks(range(len(names)), names[::-1], fontsize=8)
     right.set(xlabel="distance to the nearest training code, in all dimensions (in spreads)",
               title=f"how far out (box: middle half, whiskers 5%-95%); share the probe is sure of (p ≥ {confident:g})")
