@@ -417,10 +417,10 @@ class VAEExplorer(_Explorer):
                 name = self.class_names[int(label)] if self.class_names is not None else str(label)
                 ax.text(*centre, name, fontsize=6, ha="center", va="center", color="black",
                         bbox={"boxstyle": "round,pad=0.1", "facecolor": "white", "alpha": 0.7, "linewidth": 0})
-        # the marks above the class names (zorder), numbered as the panels' prior draws
+        # the marks above the class names (zorder), lettered as the panels' prior draws (digits would read as classes)
         (self._samples_mark,) = ax.plot([], [], "x", color="black", markersize=6, markeredgewidth=1.5, zorder=5)
-        self._sample_numbers = [ax.text(0, 0, str(k + 1), fontsize=6, fontweight="bold", zorder=6, visible=False)
-                                for k in range(self.n_samples)]
+        self._sample_numbers = [ax.text(0, 0, "ABCDEFGH"[k], fontsize=6, fontweight="bold", color="red", zorder=6,
+                                        visible=False) for k in range(self.n_samples)]
         (self._z_mark,) = ax.plot([], [], "+", color="red", markersize=12, markeredgewidth=2, zorder=6)
         ax.set_xlim(-MAX_PRIOR_Z - 0.2, MAX_PRIOR_Z + 0.2)
         ax.set_ylim(-MAX_PRIOR_Z - 0.2, MAX_PRIOR_Z + 0.2)
@@ -457,7 +457,7 @@ class VAEExplorer(_Explorer):
         images = {name: _square(image) for name, image in zip(self.panels, x_hat)}
         titles = {"x_hat": f"decode(z)\nz = {_pair(z[0])}"}
         for k, code in enumerate(self.z_samples):
-            titles[f"sample_{k + 1}"] = f"prior draw {k + 1}\nz = {_pair(code)}"
+            titles[f"sample_{k + 1}"] = f"prior draw {'ABCDEFGH'[k]}\nz = {_pair(code)}"
         self._draw(images, titles)
 
 
