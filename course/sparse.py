@@ -15,6 +15,7 @@ from course.metrics import dead_fraction as course_dead_fraction, filter_roughne
 from course.models import batched, codes
 from course.notebook import require_one_of
 from course.references import SPARSE_ORIGINAL, sparse_weight_from_original
+from course.training import NO_BETTER_THAN_MEAN
 
 # The words of the trainer's warning for a model no better than the mean image (course.training.fit).
 MEAN_IMAGE_WARNING = "no better than always answering with the mean"
@@ -140,7 +141,7 @@ def trainer_verdicts(trained: Mapping[float, Trained], caught: Mapping[float, li
         kept, floor = kept_val_mse(t.history), t.history.mean_image_mse
         rows.append({"weight": weight, "model": "from the cache" if t.from_cache else "trained now",
                      "validation MSE, kept weights": kept, "validation MSE, mean image": floor,
-                     "ratio": kept / floor if floor else None, "the trainer warns (ratio ≥ 0.98)": bool(floor and kept >= 0.98 * floor),
+                     "ratio": kept / floor if floor else None, f"the trainer warns (ratio ≥ {NO_BETTER_THAN_MEAN:g})": bool(floor and kept >= NO_BETTER_THAN_MEAN * floor),
                      "warned while training here": bool(caught.get(weight))})
     return rows
 
@@ -260,7 +261,7 @@ def lesson_checks(results: Mapping[float, Mapping], grid: PenaltyGrid, mean_imag
                      f"with lambda = {grid.collapse:g} the network collapses: {col['dead_fraction']:.1%} of units dead, "
                      f"{col['active_units_per_image']:.2f} active per image, test MSE {col['test_mse']:.4f} "
                      f"= the mean-image MSE {mean_image_mse:.4f} (within 5%)"),
-        "collapse_history": (kept_val_mse(collapse_history) >= 0.98 * collapse_history.mean_image_mse,
+        "collapse_history": (kept_val_mse(collapse_history) >= NO_BETTER_THAN_MEAN * collapse_history.mean_image_mse,
                              "its stored History shows what the trainer's warning says: validation MSE no better "
                              "than the mean image's"),
     }

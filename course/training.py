@@ -19,6 +19,7 @@ from course.models import EVAL_BATCH_SIZE, batched, reparameterize
 
 # Below this many optimizer steps a model that beats no mean image is untrained, not diverged.
 MIN_STEPS_TO_JUDGE = 500
+NO_BETTER_THAN_MEAN = 0.98  # a validation MSE at this share of the mean image's or more: the model learned nothing
 # Validation inputs are corrupted once, with this seed, so every epoch is scored on the same noise.
 VAL_NOISE_SEED = 12345
 
@@ -395,7 +396,7 @@ def _warn_if_no_better_than_mean(history: History, lr: float, steps: int) -> Non
     if steps < MIN_STEPS_TO_JUDGE or not history.val_mse or history.mean_image_mse is None:
         return
     final = history.val_mse[(history.best_epoch or history.epochs) - 1]
-    if final >= 0.98 * history.mean_image_mse:
+    if final >= NO_BETTER_THAN_MEAN * history.mean_image_mse:
         warnings.warn(
             f"training ended with validation MSE {final:.4f}, no better than always answering with the mean "
             f"training image ({history.mean_image_mse:.4f}): the model ignores its input (a diverged run: "

@@ -34,6 +34,7 @@ MAX_LATENT_STD = 2.0
 NOUNS = tuple(singular for singular, _ in DATA_NOUNS.values()) + (GENERIC_NOUNS[0],)
 # The VAE explorer's sliders span +-3 standard deviations of the prior N(0, I): almost all its mass.
 MAX_PRIOR_Z = 3.0
+DRAW_LETTERS = "ABCDEFGH"  # names of the VAE explorer's prior draws, on its map and panels (at most 8)
 
 
 def _as_batch(x, name: str = "x") -> torch.Tensor:
@@ -352,7 +353,7 @@ class VAEExplorer(_Explorer):
         if getattr(model, "latent_dim", None) != 2:
             raise ValueError(f"model must have a 2-D code (latent_dim=2) for the two sliders, "
                              f"got latent_dim={getattr(model, 'latent_dim', None)!r}")
-        if not isinstance(n_samples, int) or isinstance(n_samples, bool) or not 1 <= n_samples <= 8:
+        if not isinstance(n_samples, int) or isinstance(n_samples, bool) or not 1 <= n_samples <= len(DRAW_LETTERS):
             raise ValueError(f"n_samples must be an int from 1 to 8, got {n_samples!r}")
         z = self._check_z(z)
         self.seed = _check_seed(seed)
@@ -419,7 +420,7 @@ class VAEExplorer(_Explorer):
                         bbox={"boxstyle": "round,pad=0.1", "facecolor": "white", "alpha": 0.7, "linewidth": 0})
         # the marks above the class names (zorder), lettered as the panels' prior draws (digits would read as classes)
         (self._samples_mark,) = ax.plot([], [], "x", color="black", markersize=6, markeredgewidth=1.5, zorder=5)
-        self._sample_numbers = [ax.text(0, 0, "ABCDEFGH"[k], fontsize=6, fontweight="bold", color="red", zorder=6,
+        self._draw_letters = [ax.text(0, 0, DRAW_LETTERS[k], fontsize=6, fontweight="bold", color="red", zorder=6,
                                         visible=False) for k in range(self.n_samples)]
         (self._z_mark,) = ax.plot([], [], "+", color="red", markersize=12, markeredgewidth=2, zorder=6)
         ax.set_xlim(-MAX_PRIOR_Z - 0.2, MAX_PRIOR_Z + 0.2)
@@ -438,8 +439,8 @@ class VAEExplorer(_Explorer):
             return
         self._z_mark.set_data([self.z1_slider.value], [self.z2_slider.value])
         self._samples_mark.set_data(self.z_samples[:, 0].numpy(), self.z_samples[:, 1].numpy())
-        for number, (z1, z2) in zip(self._sample_numbers, self.z_samples.tolist()):
-            number.set(position=(z1 + 0.15, z2 + 0.15), visible=abs(z1) < MAX_PRIOR_Z and abs(z2) < MAX_PRIOR_Z)
+        for letter, (z1, z2) in zip(self._draw_letters, self.z_samples.tolist()):
+            letter.set(position=(z1 + 0.15, z2 + 0.15), visible=abs(z1) < MAX_PRIOR_Z and abs(z2) < MAX_PRIOR_Z)
 
     def _on_sample(self, _button=None) -> None:
         self.draw += 1
@@ -457,7 +458,7 @@ class VAEExplorer(_Explorer):
         images = {name: _square(image) for name, image in zip(self.panels, x_hat)}
         titles = {"x_hat": f"decode(z)\nz = {_pair(z[0])}"}
         for k, code in enumerate(self.z_samples):
-            titles[f"sample_{k + 1}"] = f"prior draw {'ABCDEFGH'[k]}\nz = {_pair(code)}"
+            titles[f"sample_{k + 1}"] = f"prior draw {DRAW_LETTERS[k]}\nz = {_pair(code)}"
         self._draw(images, titles)
 
 
