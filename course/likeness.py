@@ -115,12 +115,16 @@ class LikenessTable:
         """The median distance to the nearest training code measured for the named set."""
         return self[name][CODE_DISTANCE]
 
-    def show(self, names: Iterable[str] | None = None, caption: str | None = None, sort: bool = False):
-        """The rows of the named sets (default: all, in the order measured) as a table; the DataFrame."""
+    def show(self, names: Iterable[str] | None = None, caption: str | None = None, sort: bool = False,
+             columns: Iterable[str] | None = None):
+        """The rows of the named sets (default: all, in the order measured) as a table, `columns` of FORMATS only; the DataFrame."""
         from course.notebook import show_table
 
         names = list(self.rows) if names is None else list(names)
-        rows = [{"images": name, **{k: v for k, v in self[name].items() if k != KIND}} for name in names]
+        keep = set(FORMATS) if columns is None else set(columns)
+        if not keep <= set(FORMATS):
+            raise ValueError(f"columns must be among {list(FORMATS)}, got {sorted(keep - set(FORMATS))}")
+        rows = [{"images": name, **{k: v for k, v in self[name].items() if k != KIND and k in keep}} for name in names]
         if sort:
             rows.sort(key=lambda row: row[FRECHET])
         return show_table(rows, index="images", formats=FORMATS, caption=caption, index_name=False)

@@ -21,6 +21,7 @@ NOISE_COLUMNS = {"correlation_with_noise_input": "correlation: noise output with
                  "correlation_test_reconstruction": "correlation: test reconstruction with its image",
                  "correlation_with_closest_training_image": "correlation: noise output with its closest training image",
                  "noise_with_closest_training_image": "the same for the noise itself"}
+NOISE_BASELINE = "noise_with_closest_training_image"
 
 
 def show_mse_table(test_mse: dict, data):
@@ -77,7 +78,8 @@ def show_noise_table(rows: dict, n_train: int | None = None):
     n_train: the training split's size, for the caption's count of the images the closest one is sought among.
     """
     caption = None if n_train is None else f"the closest training image sought among {min(N_REFERENCE, n_train):,}"
-    return show_table([{"hidden units": hidden_dim, **{NOISE_COLUMNS[k]: v for k, v in row.items()}}
+    # The noise's own closest correlation is the same at every width: the finding prints it, the table leaves it out.
+    return show_table([{"hidden units": hidden_dim, **{NOISE_COLUMNS[k]: v for k, v in row.items() if k != NOISE_BASELINE}}
                        for hidden_dim, row in rows.items()], index="hidden units",
                       formats="{:.3f}", caption=caption)
 
@@ -195,7 +197,7 @@ def noise_finding(rows: dict, noun: str) -> Finding:
     """Whether at every width a noise output is more like its closest training image than like its own input."""
     closest = {h: (r["correlation_with_closest_training_image"], r["correlation_with_noise_input"]) for h, r in rows.items()}
     like = [h for h, (c, own) in closest.items() if c > own]
-    baseline = next(iter(rows.values()))["noise_with_closest_training_image"]
+    baseline = next(iter(rows.values()))[NOISE_BASELINE]
     narrow = [f"width {h} only narrowly, {c:.2f} against {own:.2f}" for h, (c, own) in closest.items() if 0 < c - own < 0.05]
     note = f"; {', '.join(narrow)}: almost as much of the noise comes through as of any one training {noun}" if narrow else ""
     return finding(len(like) == len(rows), {True: "at every width a noise output correlates more with its closest "

@@ -162,6 +162,9 @@ def test_likeness_table_measures_controls_and_decoded_codes(sample, measured):
     assert table[real]["kind"] == "control"
     frame = table.show([real, "decoded codes"], caption="c")
     assert list(frame.index) == [real, "decoded codes"]
+    assert list(table.show(columns=[FRECHET, CODE_DISTANCE]).columns) == [FRECHET, CODE_DISTANCE]
+    with pytest.raises(ValueError, match="columns must be among"):
+        table.show(columns=["accuracy"])
     record = table.record()
     assert record["decoded codes"][FRECHET] == round(row[FRECHET], 5)
     with pytest.raises(KeyError, match="no set named 'nope'"):
