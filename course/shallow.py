@@ -245,7 +245,7 @@ def lessons(test_mse: dict, noise_rows: dict, needed: dict) -> dict:
                           "the test MSE falls as the hidden layer grows"),
             "noise_not_copied": (all(r["correlation_with_noise_input"] < min(0.5, r["correlation_test_reconstruction"])
                                      for r in noise_rows.values()), "for every width, the output for uniform noise "
-                                 "keeps little of the noise (correlation below 0.5), unlike a real test image's "
+                                 "keeps only part of the noise (correlation below 0.5), unlike a real test image's "
                                  "reconstruction"),
             "wider_lets_more_noise_through": (corr == sorted(corr), "the wider the layer, the more of the noise gets through"),
             "more_parts_when_wider": (medians == sorted(medians), "the wider the layer, the more parts paint a noise output")}
