@@ -124,7 +124,7 @@ class LikenessTable:
         keep = set(FORMATS) if columns is None else set(columns)
         if not keep <= set(FORMATS):
             raise ValueError(f"columns must be among {list(FORMATS)}, got {sorted(keep - set(FORMATS))}")
-        rows = [{"images": name, **{k: v for k, v in self[name].items() if k != KIND and k in keep}} for name in names]
+        rows = [{"images": name, **{k: v for k, v in self[name].items() if k in keep}} for name in names]
         if sort:
             rows.sort(key=lambda row: row[FRECHET])
         return show_table(rows, index="images", formats=FORMATS, caption=caption, index_name=False)

@@ -69,7 +69,7 @@ def noise_response(model, noise: torch.Tensor, test_pixels: torch.Tensor, train_
     return {"correlation_with_noise_input": float(correlation(out, noise).mean()),
             "correlation_test_reconstruction": float(test.mean()),
             "correlation_with_closest_training_image": float(closest_correlation(out, reference).mean()),
-            "noise_with_closest_training_image": float(closest_correlation(noise, reference).mean())}
+            NOISE_BASELINE: float(closest_correlation(noise, reference).mean())}
 
 
 def show_noise_table(rows: dict, n_train: int | None = None):
