@@ -28,6 +28,13 @@ def probe_confidence(x: torch.Tensor, data: DigitData, seed: int = 0) -> torch.T
     return torch.cat([logits.softmax(1).max(1).values.cpu() for _, logits in batched(probe, x)])
 
 
+def probe_classes(x: torch.Tensor, data: DigitData, seed: int = 0) -> torch.Tensor:
+    """The class the probe classifier names for each image of x (uint8 or [0, 1]): (N,) int64 on the CPU."""
+    x = check_images(x.detach() if isinstance(x, torch.Tensor) else x, "x")
+    probe = probe_classifier(data, seed)
+    return torch.cat([logits.argmax(1).cpu() for _, logits in batched(probe, x)])
+
+
 def class_partners(y: torch.Tensor, same_class: bool, generator: torch.Generator) -> torch.Tensor:
     """For each label of y (N,), the index of a partner: another image of its class, or one of another class: (N,)."""
     y = torch.as_tensor(y).cpu().flatten()

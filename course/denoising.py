@@ -14,12 +14,14 @@ from matplotlib.figure import Figure
 from torch import nn
 
 from course.data import IMAGE_SIZE, to_float
-from course.metrics import class_template_similarity, filter_roughness, gaussian_blur, living_units, reconstruction_mse
+from course.metrics import class_means, class_template_similarity, filter_roughness, gaussian_blur, living_units, reconstruction_mse
 from course.models import batched, model_device
+from course.notebook import show_table
 from course.plotting import filter_grid
 from course.training import make_corruption
 
 CHUNK = 2000  # test images corrupted at once: a float copy of 2,000 images is 6 MB
+BLACK_AFTER = "mean value of the originally black pixels after the noise, ÷ σ"
 
 
 def corruption_stats(corrupt: Callable, pixels: torch.Tensor, noise_levels: Sequence[float], seed: int = 0,
@@ -55,7 +57,7 @@ def corruption_stats(corrupt: Callable, pixels: torch.Tensor, noise_levels: Sequ
 
 def corruption_rows(stats: Mapping[float, Mapping[str, float]]) -> list[dict]:
     """corruption_stats as table rows: each level's mean black pixel after the noise (in σ) and the noisy input's MSE."""
-    return [{"σ": f"{s:g}", "mean of all black pixels after, in σ": r["black mean / σ"],
+    return [{"σ": f"{s:g}", BLACK_AFTER: r["black mean / σ"],
              "MSE of the noisy image": r["noisy input MSE"]} for s, r in stats.items()]
 
 
@@ -110,6 +112,13 @@ def error_curves(table: Mapping[str, Mapping[float, float]], noisy_input_mse: Ma
     return fig
 
 
+def show_error_table(table: Mapping[str, Mapping[float, float]], noisy_input_mse: Mapping[float, float], caption: str):
+    """The error table {name: {σ: mse}} as one row per model, and a last row for the noisy input itself (0 at σ = 0)."""
+    rows = [{"model": name, **{f"σ = {s:g}": v for s, v in row.items()}} for name, row in table.items()]
+    rows.append({"model": "noisy input itself", **{f"σ = {s:g}": noisy_input_mse.get(s, 0.0) for s in next(iter(table.values()))}})
+    return show_table(rows, index="model", caption=caption)
+
+
 def first_of_each_class(y: torch.Tensor, n: int = 8) -> torch.Tensor:
     """The index of the first image of each of the first n classes present in y, in class order: (n,)."""
     classes = torch.unique(y.cpu())
@@ -152,8 +161,11 @@ def probe_reads(probe: nn.Module, pixels: torch.Tensor, model: nn.Module | None 
 
 
 def class_change_figure(rows: Mapping[str, torch.Tensor], reads: Mapping[str, torch.Tensor], y: torch.Tensor,
-                        class_names: Sequence[str]) -> Figure:
-    """One row of images per entry of `rows`, each titled with the probe's reading; a wrong class framed in red."""
+                        class_names: Sequence[str], indices: Sequence[int] | None = None) -> Figure:
+    """One row of images per entry of `rows`, each titled with the probe's reading; a wrong class framed in red.
+
+    indices, if given, are the images' test indices, printed above the first row.
+    """
     names, y = list(rows), y.cpu()
     n = len(y)
     fig, axes = plt.subplots(len(names), n, figsize=(1.15 * n + 1.2, 1.3 * len(names)), squeeze=False)
@@ -163,7 +175,8 @@ def class_change_figure(rows: Mapping[str, torch.Tensor], reads: Mapping[str, to
             ax.imshow(images[c].numpy(), cmap="gray", vmin=0, vmax=1)
             read = int(reads[name][c])
             wrong = read != int(y[c])
-            ax.set_title(class_names[read], fontsize=7, color="red" if wrong else "black")
+            title = class_names[read] if indices is None or r else f"test {int(indices[c])}\n{class_names[read]}"
+            ax.set_title(title, fontsize=7, color="red" if wrong else "black")
             ax.set_xticks([]), ax.set_yticks([])
             for spine in ax.spines.values():
                 spine.set_visible(wrong)
@@ -202,14 +215,21 @@ def filter_comparison(models: Mapping[str, nn.Module], data, corrupt: Callable, 
     return out
 
 
-def filter_figure(compared: Mapping[str, dict], hidden_dim: int, cols: int = 8) -> Figure:
-    """filter_comparison's living filters side by side, one grid per model, on the same number of rows."""
-    rows = max(1, max((r["living units"] + cols - 1) // cols for r in compared.values()))
-    fig, axes = plt.subplots(1, len(compared), figsize=(5.5 * len(compared), 1.4 * rows + 0.6), squeeze=False)
+def filter_figure(compared: Mapping[str, dict], hidden_dim: int, templates: torch.Tensor | None = None,
+                  n: int = 16) -> Figure:
+    """Each model's n busiest living filters, a 4-wide grid per model, and beside them the class averages `templates`."""
+    panels = len(compared) + (templates is not None)
+    fig, axes = plt.subplots(1, panels, figsize=(3.6 * panels, 4.2), squeeze=False)
     for ax, (name, r) in zip(axes[0], compared.items()):
-        filter_grid(r["filters"], rows=rows, cols=cols, ax=ax,
-                    title=f"{name}: {r['living units']} of {hidden_dim} units alive")
+        shown = r["filters"][:n]
+        filter_grid(shown, cols=4, ax=ax, title=f"{name}: the {len(shown)} busiest\nof {r['living units']} living "
+                                                 f"units (of {hidden_dim})")
+    if templates is not None:  # centred, as the template similarity compares them, and drawn in the filters' style
+        t = templates.reshape(len(templates), -1).float()
+        filter_grid(t - t.mean(1, keepdim=True), cols=2, ax=axes[0][-1], title="the class averages, centred\n(the templates)")
+    fig.tight_layout()
     return fig
+
 
 def corruption_robustness(models: Mapping[str, nn.Module], pixels: torch.Tensor,
                           levels: Mapping[str, Sequence[float]], seed: int = 0) -> dict:

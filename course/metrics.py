@@ -163,6 +163,12 @@ def per_image_mse(model: nn.Module, x: torch.Tensor, corruption: Callable | None
     return torch.cat([errors for _, errors in batched(model, x, step, batch_size)])
 
 
+def class_means(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """The mean image of each class present in y, in class order: (classes, 784) float32."""
+    x, y = x.reshape(x.shape[0], -1).float().cpu(), y.cpu()
+    return torch.stack([x[y == label].mean(0) for label in torch.unique(y)])
+
+
 def class_template_similarity(weights: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """How much each filter looks like a whole average image: (units,) in [0, 1].
 
@@ -174,7 +180,7 @@ def class_template_similarity(weights: torch.Tensor, x: torch.Tensor, y: torch.T
     x, y = x.reshape(x.shape[0], -1).float().cpu(), y.cpu()
     if w.shape[1] != x.shape[1]:
         raise ValueError(f"filters have {w.shape[1]} weights but images have {x.shape[1]} pixels")
-    means = torch.stack([x[y == label].mean(0) for label in torch.unique(y)])
+    means = class_means(x, y)
 
     def unit(v: torch.Tensor) -> torch.Tensor:
         v = v - v.mean(1, keepdim=True)

@@ -6,6 +6,7 @@ import json
 import os
 import sys
 import tempfile
+import textwrap
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -231,11 +232,13 @@ def show_table(rows: Sequence[Mapping] | Mapping[str, Sequence], index: str | No
     return table
 
 
-def show_source(obj) -> None:
-    """Display the source code of a function or class of the course, syntax-highlighted."""
+def show_source(*objs) -> None:
+    """Display the source code of functions, methods or classes of the course, syntax-highlighted, one after another."""
     from IPython.display import Code, display
 
-    display(Code(inspect.getsource(obj), language="python"))
+    if not objs:
+        raise ValueError("show_source needs at least one function, method or class")
+    display(Code("\n".join(textwrap.dedent(inspect.getsource(obj)) for obj in objs), language="python"))
 
 
 def write_metrics(output_dir: str | os.PathLike | None, notebook: str, run: Setup, **results) -> Path:

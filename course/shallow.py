@@ -13,7 +13,7 @@ from course.findings import Finding, finding
 from course.metrics import filter_roughness
 from course.models import batched, model_device
 from course.notebook import show_table
-from course.plotting import symmetric_scale
+from course.plotting import filter_grid, symmetric_scale
 from course.references import ORIGINAL_VALIDATION, SHALLOW_VALIDATION_MSE
 
 # Column headings of the noise table, by the metrics record's key.
@@ -135,6 +135,17 @@ def parts_figure(x: torch.Tensor, parts: torch.Tensor, rebuilt: dict, title: str
                     transform=axes[1, 0].transAxes)
     if title:
         fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def filters_figure(filters: dict, living: dict, n_filters: int = 64) -> Figure:
+    """Per width ({hidden_dim: filters (hidden_dim, 28, 28)}), the filters of its n_filters most often active living units."""
+    fig, axes = plt.subplots(1, len(filters), figsize=(4.6 * len(filters), 5.2), squeeze=False)
+    for ax, (hidden_dim, f) in zip(axes[0], filters.items()):
+        shown, n_living = living[hidden_dim][:n_filters], len(living[hidden_dim])
+        which = f"all {n_living} living units" if len(shown) == n_living else f"{len(shown)} most often active of {n_living} living units"
+        filter_grid(f[shown], cols=8, ax=ax, title=f"width {hidden_dim}: {which}\n({hidden_dim - n_living} dead, not drawn)")
     fig.tight_layout()
     return fig
 

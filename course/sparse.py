@@ -224,6 +224,29 @@ def trade_off_figure(rows: Sequence[Mapping], mean_image_mse: float, title: str 
     return fig
 
 
+def firing_rates(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """Each hidden unit's firing rate, the share of the images x on which it is on (> 0), busiest first: (units,)."""
+    return (codes(model, x) > 0).float().mean(0).sort(descending=True).values
+
+
+def firing_rate_figure(rates: Mapping[str, torch.Tensor], noun: str = "image", ax=None):
+    """One line per model ({label: firing_rates(...)}): firing rate against the unit's rank; dead units sit at 0."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = (plt.subplots(figsize=(7.5, 3.4)) if ax is None else (ax.figure, ax))
+    for i, (label, r) in enumerate(rates.items()):
+        living = int((r > 0).sum())
+        ax.plot(range(1, len(r) + 1), r.numpy(), color=f"C{i}", label=f"{label}: {living} living, {len(r) - living} dead")
+        if 0 < living < len(r):
+            ax.axvline(living + 0.5, color=f"C{i}", linewidth=0.8, linestyle=":")
+    ax.set(xlabel="units, busiest first (rank)", ylabel=f"share of test {noun}s it is on for", ylim=(-0.02, 1.02),
+           title="each unit's firing rate (dotted: where the dead units begin)")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
 # The sparsity table's columns: record key -> (heading, format).
 SPARSITY_COLUMNS = {
     "role": ("role", None), "test_mse": ("test MSE", "{:.5f}"), "avg_activation": ("avg activation", "{:.4f}"),

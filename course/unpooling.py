@@ -1,7 +1,7 @@
 """Notebook 06's controls for the unpooling decoder: indices that carry nothing, and the index swap."""
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import torch
 from torch import nn
@@ -9,6 +9,10 @@ from torch import nn
 from course.checkpoints import Trained, train_or_load
 from course.data import DigitData, to_float
 from course.models import IMAGE_SIZE, CodeOnlyDecoder, ConvAutoencoder, ConvCodeAutoencoder, evaluating, model_device
+from course.notebook import show_table
+
+# What each of notebook 06's three decoders gets, in the order the notebook trains them.
+DECODER_GETS = ("code + the encoder's indices", "code + the same indices for all", "code")
 
 # The sides of the encoder's feature maps just before each pooling: 28 -> 26, 13 -> 11, 5 -> 3.
 _POOLED_FROM = ((IMAGE_SIZE - 2, IMAGE_SIZE - 2), (11, 11), (3, 3))
@@ -59,27 +63,48 @@ class FixedIndexUnpoolAutoencoder(ConvAutoencoder):
         return z, self.decode(z)
 
 
-def index_swap(model: nn.Module, x_a: torch.Tensor, x_b: torch.Tensor) -> dict:
+def _check_layers(layers, n_layers: int) -> tuple[int, ...]:
+    """None (every pooling layer) or pooling-layer numbers from 1 to n_layers, as a tuple of 0-based positions."""
+    if layers is None:
+        return tuple(range(n_layers))
+    layers = tuple(layers)
+    if not layers or any(isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= n_layers for k in layers):
+        raise ValueError(f"layers must be None or pooling-layer numbers from 1 to {n_layers}, got {layers!r}")
+    return tuple(k - 1 for k in layers)
+
+
+def swapped_decode(model: nn.Module, x_a: torch.Tensor, x_b: torch.Tensor, layers: Sequence[int] | None = None) -> torch.Tensor:
+    """Decode A's code with B's pooling indices at the pooling layers `layers` (1 = the first), A's own elsewhere.
+
+    x_a, x_b: (B, 1, 28, 28) float images on the model's device; returns (B, 1, 28, 28).
+    """
+    z_a, pooled_a = model.encode_with_indices(x_a)
+    _, pooled_b = model.encode_with_indices(x_b)
+    swapped = set(_check_layers(layers, len(pooled_a)))
+    return model.decode(z_a, [pooled_b[k] if k in swapped else pooled_a[k] for k in range(len(pooled_a))])
+
+
+def index_swap(model: nn.Module, x_a: torch.Tensor, x_b: torch.Tensor, layers: Sequence[int] | None = None) -> dict:
     """Decode each image of x_a from its own code with the pooling indices of the same row of x_b.
 
-    Returns "closer_to_b" (the share of results whose MSE to the image of x_b, which gave the
-    indices, is below their MSE to the image of x_a, which gave the code) and the two per-image
-    MSEs "to_a" and "to_b", (N,) CPU tensors.
+    layers: the pooling layers whose indices come from x_b (1 = the first; None: all). Returns
+    "closer_to_b" (the share of results whose MSE to the image of x_b, which gave the indices, is
+    below their MSE to the image of x_a, which gave the code) and the two per-image MSEs "to_a" and
+    "to_b", (N,) CPU tensors.
     """
     if not hasattr(model, "encode_with_indices"):
         raise ValueError(f"model must unpool with its encoder's indices (encode_with_indices); "
                          f"{type(model).__name__} does not")
     if x_a.shape[0] != x_b.shape[0] or x_a.shape[0] == 0:
         raise ValueError(f"x_a and x_b must hold the same number (> 0) of images, got {x_a.shape[0]} and {x_b.shape[0]}")
+    _check_layers(layers, len(_POOLED_FROM))
     device = model_device(model)
     to_a, to_b = [], []
     with evaluating(model):
         for start in range(0, x_a.shape[0], 512):  # a batch at a time: no float copy of the whole set
             a = to_float(x_a[start:start + 512].to(device)).reshape(-1, 1, IMAGE_SIZE, IMAGE_SIZE)
             b = to_float(x_b[start:start + 512].to(device)).reshape(-1, 1, IMAGE_SIZE, IMAGE_SIZE)
-            z_a, _ = model.encode_with_indices(a)
-            _, pooled_b = model.encode_with_indices(b)
-            x_hat = model.decode(z_a, pooled_b)
+            x_hat = swapped_decode(model, a, b, layers)
             to_a.append(((x_hat - a) ** 2).flatten(1).mean(1).cpu())
             to_b.append(((x_hat - b) ** 2).flatten(1).mean(1).cpu())
     to_a, to_b = torch.cat(to_a), torch.cat(to_b)
@@ -92,3 +117,35 @@ def train_code_only(decoder_class: type[nn.Module], data: DigitData, **train_arg
     if decoder_class is CodeOnlyDecoder:
         return train_or_load("conv-code", data, **train_args)
     return train_or_load(lambda: ConvCodeAutoencoder(decoder=decoder_class()), data, **train_args)
+
+
+def show_results(test_mse: Mapping[str, float], mean_image_mse: float, data: DigitData):
+    """Notebook 06's table: each decoder ({name: test MSE}, in DECODER_GETS order), what it gets, and the mean image."""
+    if len(test_mse) != len(DECODER_GETS):
+        raise ValueError(f"test_mse must name the {len(DECODER_GETS)} decoders of notebook 06, got {list(test_mse)}")
+    rows = [{"decoder": name, "gets": gets, "test MSE": value} for (name, value), gets in zip(test_mse.items(), DECODER_GETS)]
+    rows.append({"decoder": "the mean training image", "gets": "nothing", "test MSE": mean_image_mse})
+    return show_table(rows, index="decoder", caption=f"{data.name}: MSE per pixel, {len(data.test):,} test {data.nouns}")
+
+
+def show_index_bits(bits: Sequence[Mapping]):
+    """course.metrics.pooling_index_bits as a table: per pooling layer, its indices, their capacity and summed entropy."""
+    return show_table([{"pooling layer": r["layer"], "indices": r["indices"], "capacity (bits)": r["capacity_bits"],
+                        "summed entropy (bits)": r["entropy_bits"]} for r in bits], index="pooling layer",
+                      formats={"summed entropy (bits)": "{:,.0f}"}, caption="pooling indices per image")
+
+
+def show_ablation(ablation: Mapping[str, float], others: Mapping[str, float], data: DigitData):
+    """course.metrics.unpooling_ablation as a table, with the rows `others` ({what: test MSE}) under it for comparison."""
+    key = "the leaky decoder gets"
+    return show_table([{key: name, "test MSE": value} for name, value in {**ablation, **others}.items()],
+                      index=key, caption=f"{len(data.test):,} test {data.nouns}")
+
+
+def class_errors(image_errors: Mapping[str, torch.Tensor], data: DigitData) -> list[dict]:
+    """Each model's mean test MSE per class ({name: (N,) per-image MSE}), shown as a table; the rows are returned."""
+    y = data.test.y.cpu()
+    rows = [{"class": class_name, **{name: float(errors[y == label].mean()) for name, errors in image_errors.items()}}
+            for label, class_name in enumerate(data.classes)]
+    show_table(rows, index="class", formats="{:.4f}", caption=f"test MSE per {data.noun} class")
+    return rows

@@ -136,9 +136,11 @@ class _Explorer:
         self.labels, self.class_names, self.noun = labels, class_names, noun
         self.panels = list(panels)
         columns = len(self.panels) + int(map_panel)
-        self.figure = Figure(figsize=(1.9 * columns, 2.3), dpi=90)
+        # A map panel is drawn wider than an image panel, and the figure taller: its dots and letters must read.
+        self.figure = Figure(figsize=(1.9 * (columns + 0.4 * map_panel), 3.4 if map_panel else 2.3), dpi=90)
         FigureCanvasAgg(self.figure)
-        axes = list(self.figure.subplots(1, columns, squeeze=False)[0])
+        ratios = [1.4] * map_panel + [1] * len(self.panels)
+        axes = list(self.figure.subplots(1, columns, squeeze=False, gridspec_kw={"width_ratios": ratios})[0])
         # An optional first panel that is not an image (the VAE explorer's map of the codes).
         self.map_ax = axes.pop(0) if map_panel else None
         self._axes = dict(zip(self.panels, axes))
@@ -147,7 +149,8 @@ class _Explorer:
             self._artists[name] = ax.imshow(np.zeros((IMAGE_SIZE, IMAGE_SIZE)), cmap="gray", vmin=0, vmax=1,
                                                 interpolation="nearest")
             ax.set_axis_off()
-        self.figure.subplots_adjust(left=0.01, right=0.99, bottom=0.02, top=0.78, wspace=0.08)
+        self.figure.subplots_adjust(left=0.04 if map_panel else 0.01, right=0.99, bottom=0.1 if map_panel else 0.02,
+                                    top=0.84 if map_panel else 0.78, wspace=0.08)
         self.images: dict[str, np.ndarray] = {}
         self.mses: dict[str, float] = {}
         self.errors: list[BaseException] = []
@@ -278,10 +281,14 @@ class LatentExplorer(_Explorer):
     """Notebook 05: decode z + noise_std * eps for a test image's code z, with eps redrawn on demand."""
 
     def __init__(self, model: nn.Module, x, labels=None, noise_std: float = 0.5, seed: int = 0,
-                 class_names: Sequence[str] | None = None, noun: str = "image", reference_codes=None):
+                 class_names: Sequence[str] | None = None, noun: str = "image", reference_codes=None,
+                 unit: str | None = None):
         self.model = _check_model("model", model)
         self.x = _as_batch(x)
         self.reference_codes = _check_reference_codes(reference_codes)
+        if unit is not None and (not isinstance(unit, str) or not unit.strip()):
+            raise ValueError(f"unit must be None or a non-empty str naming the code's unit, got {unit!r}")
+        self.unit = unit
         labels = _check_labels(labels, self.x.shape[0], class_names)
         noun = _check_noun(noun)
         noise_std = _check_std("noise_std", noise_std, MAX_LATENT_STD)
@@ -324,11 +331,12 @@ class LatentExplorer(_Explorer):
         x_hat, x_hat_noisy = _run(self.model, x, step)
         self.mses = {"x_hat": mse(x_hat, x[0]), "x_hat_noisy": mse(x_hat_noisy, x[0])}
         images = {"x": _square(x), "x_hat": _square(x_hat), "x_hat_noisy": _square(x_hat_noisy)}
-        noisy_title = f"decode(z + {noise_std:.2f} eps)\nMSE {self.mses['x_hat_noisy']:.4f}"
+        size = f"{noise_std:.2f} eps" if self.unit is None else f"{noise_std:.2f} {self.unit} of noise"
+        noisy_title = f"decode(z + {size})\nMSE {self.mses['x_hat_noisy']:.4f}"
         if self.reference_codes is not None:  # how far out the noisy code lies: the lesson's measure
             z_noisy = self.z + noise_std * self.eps
             self.distance = float(nearest_code_distance(z_noisy, self.reference_codes)[0])
-            noisy_title += f"\nnearest code {self.distance:.2f}"
+            noisy_title += f"\nnearest code {self.distance:.2f}" + ("" if self.unit is None else f" {self.unit}")
         titles = {"x": f"x\n{self._label(index)}",
                   "x_hat": f"decode(z)\nMSE {self.mses['x_hat']:.4f}",
                   "x_hat_noisy": noisy_title}
@@ -472,11 +480,14 @@ def corruption_explorer(standard_model, denoising_model: nn.Module, x, labels=No
 
 def latent_explorer(model: nn.Module, x, labels=None, noise_std: float = 0.5, seed: int = 0,
                     class_names: Sequence[str] | None = None, noun: str = "image",
-                    reference_codes=None) -> LatentExplorer:
+                    reference_codes=None, unit: str | None = None) -> LatentExplorer:
     """Notebook 05's widget: latent noise_std slider, resample button, image picker; x, decode(z), decode(z + noise),
-    with the noisy code's distance to the nearest of `reference_codes` (M, d), in the model's code units, if given."""
+    with the noisy code's distance to the nearest of `reference_codes` (M, d), in the model's code units, if given.
+
+    unit names the model's code unit in the titles ("spreads" for standardised codes); None writes "eps".
+    """
     return LatentExplorer(model, x, labels=labels, noise_std=noise_std, seed=seed, class_names=class_names, noun=noun,
-                          reference_codes=reference_codes)
+                          reference_codes=reference_codes, unit=unit)
 
 
 def _check_reference_codes(reference_codes) -> torch.Tensor | None:

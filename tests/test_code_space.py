@@ -8,7 +8,7 @@ import torch
 
 from course.metrics import probe_classifier
 from course.code_space import (class_partners, correlated_pair, extremes, holes_figure, manifold_lessons, near_far_confident,
-                               probe_confidence, share_beyond, share_confident)
+                               probe_classes, probe_confidence, share_beyond, share_confident)
 
 
 def test_probe_confidence_is_the_probes_top_class_probability(sample):
@@ -19,6 +19,15 @@ def test_probe_confidence_is_the_probes_top_class_probability(sample):
     assert confidence.shape == (200,) and torch.allclose(confidence, expected, atol=1e-5)
     assert bool((confidence >= 0.1 - 1e-6).all() and (confidence <= 1).all())  # the top of ten is at least 1/10
     assert float(confidence.median()) > 0.9  # sure of most real digits
+
+
+def test_probe_classes_name_most_real_digits_right(sample):
+    x, y = sample.test.pixels[:200], sample.test.y[:200]
+    named = probe_classes(x, sample)
+    assert named.shape == (200,) and named.dtype == torch.int64
+    assert float((named == y).float().mean()) > 0.85
+    with pytest.raises(ValueError, match="x"):
+        probe_classes(torch.full((4, 784), 2.0), sample)
 
 
 def test_probe_confidence_refuses_images_out_of_range(sample):

@@ -12,6 +12,7 @@ matplotlib.use("Agg")
 
 from course import denoising  # noqa: E402
 from course.checkpoints import run_config  # noqa: E402
+from course.metrics import class_means  # noqa: E402
 from course.models import ShallowAutoencoder  # noqa: E402
 from course.training import GaussianNoise, Reconstruction, denoising_loss, gaussian_corrupt  # noqa: E402
 
@@ -30,8 +31,8 @@ def test_corruption_rows_show_each_level_from_the_stats():
     stats = denoising.corruption_stats(gaussian_corrupt, pixels, [0.1, 0.9], seed=0)
     rows = denoising.corruption_rows(stats)
     assert [r["σ"] for r in rows] == ["0.1", "0.9"]
-    assert rows[1]["mean of all black pixels after, in σ"] == stats[0.9]["black mean / σ"]
-    assert rows[1]["mean of all black pixels after, in σ"] < rows[0]["mean of all black pixels after, in σ"]  # the clip at 1
+    assert rows[1][denoising.BLACK_AFTER] == stats[0.9]["black mean / σ"]
+    assert rows[1][denoising.BLACK_AFTER] < rows[0][denoising.BLACK_AFTER]  # the clip at 1
     assert rows[0]["MSE of the noisy image"] == stats[0.1]["noisy input MSE"]
 
 
@@ -98,6 +99,8 @@ def test_class_change_figure_marks_a_wrong_class_in_red():
     fig = denoising.class_change_figure(images, reads, torch.tensor([0, 1, 2]), ["a", "b", "c"])
     titles = [(ax.get_title(), ax.title.get_color()) for ax in fig.axes]
     assert titles[4] == ("c", "red") and titles[3] == ("a", "black") and titles[1] == ("b", "black")
+    fig = denoising.class_change_figure(images, reads, torch.tensor([0, 1, 2]), ["a", "b", "c"], indices=[7, 3, 9])
+    assert [ax.get_title() for ax in fig.axes][:4] == ["test 7\na", "test 3\nb", "test 9\nc", "a"]  # first row only
 
 
 def test_filter_comparison_and_figure(tiny):
@@ -111,6 +114,20 @@ def test_filter_comparison_and_figure(tiny):
     assert bool((compared["a"]["filters"][:, ~mask] == 0).all())
     assert not bool((compared["b"]["filters"][:, ~mask] == 0).all())
     assert len(denoising.filter_figure(compared, 16).axes) == 2
+    fig = denoising.filter_figure(compared, 16, templates=class_means(tiny.val.pixels, tiny.val.y), n=4)
+    assert len(fig.axes) == 3 and "the 4 busiest" in fig.axes[0].get_title()
+
+
+def test_class_means_is_the_mean_image_of_each_class():
+    x = torch.tensor([[0.0, 1.0], [1.0, 1.0], [0.5, 0.0]])
+    assert torch.equal(class_means(x, torch.tensor([3, 3, 1])), torch.tensor([[0.5, 0.0], [0.5, 1.0]]))
+
+
+def test_show_error_table_adds_the_noisy_input_row():
+    table = {"a": {0.0: 0.01, 0.5: 0.05}, "b": {0.0: 0.02, 0.5: 0.03}}
+    frame = denoising.show_error_table(table, {0.5: 0.1}, caption="test")
+    assert list(frame.index) == ["a", "b", "noisy input itself"]
+    assert frame.loc["noisy input itself", "σ = 0.5"] == 0.1 and frame.loc["noisy input itself", "σ = 0"] == 0.0
 
 
 def test_error_curves_robustness_and_wins(tiny):

@@ -71,6 +71,22 @@ def test_show_source_shows_the_real_code_highlighted(monkeypatch):
     assert 'class="' in code._repr_html_()  # syntax-highlighted
 
 
+
+def test_show_source_of_methods_is_dedented_and_joined(monkeypatch):
+    import IPython.display
+    import pytest
+
+    from course.models import ConvAutoencoder
+
+    shown = []
+    monkeypatch.setattr(IPython.display, "display", shown.append)
+    show_source(ConvAutoencoder.encode_with_indices, ConvAutoencoder.decode)
+    (code,) = shown
+    assert code.data.startswith("def encode_with_indices(") and "\ndef decode(" in code.data
+    with pytest.raises(ValueError, match="at least one"):
+        show_source()
+
+
 # --- run.finish: the lesson checks and the metrics record in one call ------------------------------
 
 def test_finish_checks_lessons_and_writes_one_record(run, tmp_path, capsys):

@@ -77,6 +77,17 @@ def test_parts_figure_shows_the_input_the_parts_and_the_sums():
     plt.close(fig)
 
 
+def test_filters_figure_titles_count_the_living_and_the_dead():
+    filters = {4: torch.randn(4, 28, 28), 8: torch.randn(8, 28, 28)}
+    living = {4: torch.tensor([2, 0, 1]), 8: torch.arange(8)}
+    fig = shallow.filters_figure(filters, living, n_filters=2)
+    titles = [ax.get_title() for ax in fig.axes]
+    assert titles == ["width 4: 2 most often active of 3 living units\n(1 dead, not drawn)",
+                      "width 8: 2 most often active of 8 living units\n(0 dead, not drawn)"]
+    assert "all 3 living units" in shallow.filters_figure(filters, living, n_filters=64).axes[0].get_title()
+    plt.close("all")
+
+
 def test_nearest_similarity_finds_a_copy():
     f = torch.randn(3, 28, 28, generator=torch.Generator().manual_seed(1))
     f[2] = 2 * f[0]

@@ -182,3 +182,28 @@ def test_grid_rows_measure_every_model_and_say_how_it_was_trained():
     assert all(r["dead_fraction"] == 0.25 and r["living_units"] == 12 and r["train_seconds"] == 1.23 for r in rows)
     assert [r["from_cache"] for r in rows] == [True, False, False]
     assert rows[1]["test_mse"] == pytest.approx(sparse.sparsity_measures(models[0.1], x)["test_mse"])
+
+
+class _FixedCodes(torch.nn.Module):
+    """encode returns the first columns of x as the code: a model whose firing is known."""
+
+    def encode(self, x):
+        return x[:, :4]
+
+    def decode(self, z):
+        return z
+
+    def forward(self, x):
+        return self.encode(x), x
+
+
+def test_firing_rates_count_the_images_each_unit_is_on_for_busiest_first():
+    x = torch.zeros(4, 784)
+    x[:, 1] = 1.0          # on for every image
+    x[:2, 3] = 0.5         # on for half
+    rates = sparse.firing_rates(_FixedCodes(), x)
+    assert rates.tolist() == [1.0, 0.5, 0.0, 0.0]
+    import matplotlib
+    matplotlib.use("Agg")
+    fig = sparse.firing_rate_figure({"a": rates}, noun="digit")
+    assert "2 living, 2 dead" in fig.axes[0].get_legend().get_texts()[0].get_text()

@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from course.models import ConvAutoencoder, ConvCodeAutoencoder
-from course.unpooling import FixedIndexUnpoolAutoencoder, fixed_random_indices, index_swap
+from course.unpooling import FixedIndexUnpoolAutoencoder, fixed_random_indices, index_swap, swapped_decode
 
 
 def test_fixed_random_indices_pick_one_pixel_of_each_window_the_same_for_every_call():
@@ -62,3 +62,18 @@ def test_index_swap_refuses_a_model_without_indices_and_unequal_sets():
         index_swap(ConvCodeAutoencoder(), torch.rand(2, 784), torch.rand(2, 784))
     with pytest.raises(ValueError, match="same number"):
         index_swap(ConvAutoencoder(), torch.rand(2, 784), torch.rand(3, 784))
+
+
+def test_swapped_decode_takes_b_indices_only_at_the_layers_named():
+    torch.manual_seed(0)
+    model = ConvAutoencoder().eval()
+    a, b = torch.rand(3, 1, 28, 28), torch.rand(3, 1, 28, 28)
+    with torch.no_grad():
+        z_a, pooled_a = model.encode_with_indices(a)
+        _, pooled_b = model.encode_with_indices(b)
+        assert torch.equal(swapped_decode(model, a, b, layers=[1]), model.decode(z_a, [pooled_b[0], *pooled_a[1:]]))
+        assert torch.equal(swapped_decode(model, a, b), model.decode(z_a, pooled_b))
+        assert not torch.equal(swapped_decode(model, a, b, layers=[1]), swapped_decode(model, a, b, layers=[3]))
+    for bad in ([], [0], [4], [True]):
+        with pytest.raises(ValueError, match="layers"):
+            index_swap(model, a, b, layers=bad)

@@ -212,6 +212,11 @@ def test_latent_explorer_shows_the_noisy_codes_distance_to_the_nearest_reference
     assert ex.distance == pytest.approx(expected, rel=1e-4) and ex.distance > 0
     assert f"nearest code {expected:.2f}" in ex._axes["x_hat_noisy"].get_title()
     assert "nearest code" not in latent_explorer(model, x)._axes["x_hat_noisy"].get_title()
+    named = latent_explorer(model, x, noise_std=0.5, reference_codes=reference, unit="spreads")
+    assert "z + 0.50 spreads of noise" in named._axes["x_hat_noisy"].get_title()
+    assert named._axes["x_hat_noisy"].get_title().endswith(" spreads")
+    with pytest.raises(ValueError, match="unit"):
+        latent_explorer(model, x, unit="")
     with pytest.raises(ValueError, match="reference_codes must be None or a \\(M, d\\) tensor"):
         latent_explorer(model, x, reference_codes=torch.zeros(0, 8))
 
