@@ -13,7 +13,7 @@ from course.findings import Finding, finding
 from course.metrics import filter_roughness
 from course.models import batched, model_device
 from course.notebook import show_table
-from course.plotting import filter_grid, symmetric_scale
+from course.plotting import filter_grid, reconstruction_rows, symmetric_scale
 from course.references import ORIGINAL_VALIDATION, SHALLOW_VALIDATION_MSE
 
 # Column headings of the noise table, by the metrics record's key.
@@ -77,7 +77,8 @@ def show_noise_table(rows: dict, n_train: int | None = None):
 
     n_train: the training split's size, for the caption's count of the images the closest one is sought among.
     """
-    caption = None if n_train is None else f"the closest training image sought among {min(N_REFERENCE, n_train):,}"
+    caption = None if n_train is None else (f"the closest training image sought among the first {N_REFERENCE:,} of "
+                                            f"{n_train:,}" if n_train > N_REFERENCE else f"the closest training image sought among all {n_train:,}")
     # The noise's own closest correlation is the same at every width: the finding prints it, the table leaves it out.
     return show_table([{"hidden units": hidden_dim, **{NOISE_COLUMNS[k]: v for k, v in row.items() if k != NOISE_BASELINE}}
                        for hidden_dim, row in rows.items()], index="hidden units",
@@ -135,6 +136,19 @@ def parts_figure(x: torch.Tensor, parts: torch.Tensor, rebuilt: dict, title: str
                     transform=axes[1, 0].transAxes)
     if title:
         fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def noise_figure(noise: torch.Tensor, models: dict, n: int = 8) -> Figure:
+    """The first n noise images and each model's output ({hidden_dim: model}), every output titled with its
+    correlation r to its own input (pixel by pixel), so that how much of the noise passes can be seen."""
+    x = noise[:n]
+    outputs = {hidden_dim: model.reconstruct(x.to(model_device(model))).cpu() for hidden_dim, model in models.items()}
+    fig = reconstruction_rows({"uniform noise in": x, **{f"width {h} out": out for h, out in outputs.items()}}, n=n, scale=1.1)
+    for row, out in enumerate(outputs.values(), start=1):
+        for col, r in enumerate(correlation(out, x.cpu())):
+            fig.axes[row * n + col].set_title(f"r = {float(r):.2f}", fontsize=7)
     fig.tight_layout()
     return fig
 

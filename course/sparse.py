@@ -135,13 +135,14 @@ def death_split(low: Mapping, high: Mapping) -> dict:
 
 
 def trainer_verdicts(trained: Mapping[float, Trained], caught: Mapping[float, list]) -> list[dict]:
-    """For each weight, the stored History's verdict: kept validation MSE, the mean image's, their ratio, a warning."""
+    """For each weight, the stored History's verdict: kept validation MSE, the mean image's, their ratio, and
+    "warns": whether the trainer warns at that ratio (NO_BETTER_THAN_MEAN or more), cached or not."""
     rows = []
     for weight, t in trained.items():
         kept, floor = kept_val_mse(t.history), t.history.mean_image_mse
         rows.append({"weight": weight, "model": "from the cache" if t.from_cache else "trained now",
                      "validation MSE, kept weights": kept, "validation MSE, mean image": floor,
-                     "ratio": kept / floor if floor else None, f"the trainer warns (ratio ≥ {NO_BETTER_THAN_MEAN:g})": bool(floor and kept >= NO_BETTER_THAN_MEAN * floor),
+                     "ratio": kept / floor if floor else None, "warns": bool(floor and kept >= NO_BETTER_THAN_MEAN * floor),
                      "warned while training here": bool(caught.get(weight))})
     return rows
 
@@ -230,18 +231,26 @@ def firing_rates(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
 
 
 def firing_rate_figure(rates: Mapping[str, torch.Tensor], noun: str = "image", ax=None):
-    """One line per model ({label: firing_rates(...)}): firing rate against the unit's rank; dead units sit at 0."""
+    """One line per model ({label: firing_rates(...)}): firing rate against the unit's rank, on a log scale.
+
+    Dead units (rate 0) are drawn at a floor below the smallest rate any unit has, so that a unit on for a
+    single image and a dead one stay apart; a dotted line marks where each model's dead units begin.
+    """
     import matplotlib.pyplot as plt
 
-    fig, ax = (plt.subplots(figsize=(7.5, 3.4)) if ax is None else (ax.figure, ax))
+    positive = [float(r[r > 0].min()) for r in rates.values() if bool((r > 0).any())]
+    floor = min(positive, default=1.0) / 2
+    fig, ax = (plt.subplots(figsize=(7.5, 3.6)) if ax is None else (ax.figure, ax))
     for i, (label, r) in enumerate(rates.items()):
         living = int((r > 0).sum())
-        ax.plot(range(1, len(r) + 1), r.numpy(), color=f"C{i}", label=f"{label}: {living} living, {len(r) - living} dead")
+        ax.plot(range(1, len(r) + 1), r.clamp_min(floor).numpy(), color=f"C{i}",
+                label=f"{label}: {living} living, {len(r) - living} dead")
         if 0 < living < len(r):
             ax.axvline(living + 0.5, color=f"C{i}", linewidth=0.8, linestyle=":")
-    ax.set(xlabel="units, busiest first (rank)", ylabel=f"share of test {noun}s it is on for", ylim=(-0.02, 1.02),
-           title="each unit's firing rate (dotted: where the dead units begin)")
-    ax.legend(fontsize=8)
+    ax.axhline(floor, color="grey", linewidth=0.6)
+    ax.set(xlabel="units, busiest first (rank)", ylabel=f"share of test {noun}s it is on for", yscale="log",
+           title=f"each unit's firing rate (dotted: where the dead units begin; dead drawn at {floor:.0e})")
+    ax.legend(fontsize=8, loc="lower left")
     ax.grid(alpha=0.3)
     fig.tight_layout()
     return fig

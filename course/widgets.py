@@ -331,7 +331,7 @@ class LatentExplorer(_Explorer):
         x_hat, x_hat_noisy = _run(self.model, x, step)
         self.mses = {"x_hat": mse(x_hat, x[0]), "x_hat_noisy": mse(x_hat_noisy, x[0])}
         images = {"x": _square(x), "x_hat": _square(x_hat), "x_hat_noisy": _square(x_hat_noisy)}
-        size = f"{noise_std:.2f} eps" if self.unit is None else f"{noise_std:.2f} {self.unit} of noise"
+        size = f"{noise_std:.2f} eps" if self.unit is None else f"{noise_std:.2f} {self.unit}"
         noisy_title = f"decode(z + {size})\nMSE {self.mses['x_hat_noisy']:.4f}"
         if self.reference_codes is not None:  # how far out the noisy code lies: the lesson's measure
             z_noisy = self.z + noise_std * self.eps

@@ -167,3 +167,4 @@ def test_holes_figure_maps_only_the_sets_named_but_boxes_every_set():
     assert [t.get_text() for t in right.get_yticklabels()] == ["random", "half-way", "noisy"]
     with pytest.raises(ValueError, match="on_map"):
         holes_figure(reference, sets, on_map=["nowhere"])
+

@@ -77,6 +77,17 @@ def test_parts_figure_shows_the_input_the_parts_and_the_sums():
     plt.close(fig)
 
 
+def test_noise_figure_titles_each_output_with_its_correlation_to_its_input():
+    torch.manual_seed(0)
+    models = {8: ShallowAutoencoder(8), 16: ShallowAutoencoder(16)}
+    noise = torch.rand(5, 784)
+    fig = shallow.noise_figure(noise, models, n=3)
+    assert len(fig.axes) == 9
+    r = shallow.correlation(models[16].reconstruct(noise[:3]), noise[:3])
+    assert fig.axes[7].get_title() == f"r = {float(r[1]):.2f}" and fig.axes[1].get_title() == ""
+    plt.close(fig)
+
+
 def test_filters_figure_titles_count_the_living_and_the_dead():
     filters = {4: torch.randn(4, 28, 28), 8: torch.randn(8, 28, 28)}
     living = {4: torch.tensor([2, 0, 1]), 8: torch.arange(8)}
@@ -134,7 +145,8 @@ def test_noise_table_caption_counts_the_training_images_searched(monkeypatch):
     rows = {64: {key: 0.5 for key in shallow.NOISE_COLUMNS}}
     shallow.show_noise_table(rows, 3333)
     shallow.show_noise_table(rows, 50000)
-    assert shown == ["the closest training image sought among 3,333", f"the closest training image sought among {shallow.N_REFERENCE:,}"]
+    assert shown == ["the closest training image sought among all 3,333",
+                     f"the closest training image sought among the first {shallow.N_REFERENCE:,} of 50,000"]
 
 
 def test_noise_finding_names_a_width_that_wins_only_narrowly():

@@ -213,7 +213,7 @@ def test_latent_explorer_shows_the_noisy_codes_distance_to_the_nearest_reference
     assert f"nearest code {expected:.2f}" in ex._axes["x_hat_noisy"].get_title()
     assert "nearest code" not in latent_explorer(model, x)._axes["x_hat_noisy"].get_title()
     named = latent_explorer(model, x, noise_std=0.5, reference_codes=reference, unit="spreads")
-    assert "z + 0.50 spreads of noise" in named._axes["x_hat_noisy"].get_title()
+    assert "decode(z + 0.50 spreads)" in named._axes["x_hat_noisy"].get_title()
     assert named._axes["x_hat_noisy"].get_title().endswith(" spreads")
     with pytest.raises(ValueError, match="unit"):
         latent_explorer(model, x, unit="")
