@@ -239,7 +239,7 @@ def firing_rate_figure(rates: Mapping[str, torch.Tensor], noun: str = "image", a
     import matplotlib.pyplot as plt
 
     positive = [float(r[r > 0].min()) for r in rates.values() if bool((r > 0).any())]
-    floor = min(positive, default=1.0) / 2
+    floor = min(positive, default=1.0) / 10  # a decade below a unit on for a single image
     fig, ax = (plt.subplots(figsize=(7.5, 3.6)) if ax is None else (ax.figure, ax))
     for i, (label, r) in enumerate(rates.items()):
         living = int((r > 0).sum())

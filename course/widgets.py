@@ -337,9 +337,11 @@ class LatentExplorer(_Explorer):
             z_noisy = self.z + noise_std * self.eps
             self.distance = float(nearest_code_distance(z_noisy, self.reference_codes)[0])
             noisy_title += f"\nnearest code {self.distance:.2f}" + ("" if self.unit is None else f" {self.unit}")
-        titles = {"x": f"x\n{self._label(index)}",
-                  "x_hat": f"decode(z)\nMSE {self.mses['x_hat']:.4f}",
-                  "x_hat_noisy": noisy_title}
+        clean_title = f"decode(z)\nMSE {self.mses['x_hat']:.4f}"
+        if self.reference_codes is not None:  # where the code itself lies: the noisy one's starting point
+            start = float(nearest_code_distance(self.z, self.reference_codes)[0])
+            clean_title += f"\nnearest code {start:.2f}" + ("" if self.unit is None else f" {self.unit}")
+        titles = {"x": f"x\n{self._label(index)}", "x_hat": clean_title, "x_hat_noisy": noisy_title}
         self._draw(images, titles)
 
 

@@ -211,6 +211,7 @@ def test_latent_explorer_shows_the_noisy_codes_distance_to_the_nearest_reference
     expected = float(torch.cdist(ex.z + ex.eps, reference).min())
     assert ex.distance == pytest.approx(expected, rel=1e-4) and ex.distance > 0
     assert f"nearest code {expected:.2f}" in ex._axes["x_hat_noisy"].get_title()
+    assert "nearest code 0.00" in ex._axes["x_hat"].get_title()  # the code itself is a reference code
     assert "nearest code" not in latent_explorer(model, x)._axes["x_hat_noisy"].get_title()
     named = latent_explorer(model, x, noise_std=0.5, reference_codes=reference, unit="spreads")
     assert "decode(z + 0.50 spreads)" in named._axes["x_hat_noisy"].get_title()
