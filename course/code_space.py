@@ -115,10 +115,12 @@ def holes_figure(reference: torch.Tensor, sets: Mapping[str, tuple], max_points:
         right.text(1.02, row, f"sure: {share_confident(confidence, confident):.0%}", transform=right.get_yaxis_transform(),
                    va="center", fontsize=9)
     left.set(xlabel=f"z{i + 1} (in spreads)", ylabel=f"z{j + 1} (in spreads)", aspect="equal")
-    left.set_title(f"the two most correlated code dimensions (r = {r:.2f})", fontsize=9)
+    left.set_title(f"{', '.join(on_map)} over the test codes (grey),\non the two most correlated code dimensions (r = {r:.2f})",
+                   fontsize=9)
     right.set_yticks(range(len(names)), names[::-1], fontsize=8)
     right.set(xlabel="distance to the nearest training code, in all dimensions (in spreads)",
-              title=f"how far out (box: middle half, whiskers 5%-95%); share the probe is sure of (p ≥ {confident:g})")
+              title=f"each set's distance to the nearest training code (box: middle half, whiskers 5%-95%)\n"
+                    f"and the share of its images the probe is sure of (p ≥ {confident:g})")
     right.title.set_fontsize(9)
     # the map's legend below both panels: inside the map it hides points
     handles, labels = left.get_legend_handles_labels()
