@@ -130,7 +130,7 @@ def parts_figure(x: torch.Tensor, parts: torch.Tensor, rebuilt: dict, title: str
         axes[0, j + 1].set_title(f"part {j + 1}: z_j d_j", fontsize=8)
     for col, (k, image) in enumerate(rebuilt.items(), start=1):
         axes[1, col].imshow(image.detach().cpu().view(IMAGE_SIZE, IMAGE_SIZE).numpy(), cmap="gray", vmin=0, vmax=1)
-        label = "bias alone" if k == 0 else f"all {k}: the output" if k == parts.shape[0] else f"{k} part" + "s" * (k > 1)
+        label = "bias alone" if k == 0 else "the output (all parts)" if k == parts.shape[0] else f"{k} part" + "s" * (k > 1)
         axes[1, col].set_title(label, fontsize=8)
     axes[1, 0].text(0.95, 0.5, "sigmoid(bias\n+ the first\nk parts)", ha="right", va="center", fontsize=8,
                     transform=axes[1, 0].transAxes)
