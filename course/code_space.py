@@ -115,7 +115,7 @@ def holes_figure(reference: torch.Tensor, sets: Mapping[str, tuple], max_points:
         right.text(1.02, row, f"sure: {share_confident(confidence, confident):.0%}", transform=right.get_yaxis_transform(),
                    va="center", fontsize=9)
     left.set(xlabel=f"z{i + 1} (in spreads)", ylabel=f"z{j + 1} (in spreads)", aspect="equal")
-    left.set_title(f"{', '.join(on_map)} over the test codes (grey),\non the two most correlated code dimensions (r = {r:.2f})",
+    left.set_title(f"{' and '.join(on_map)} over the test codes (grey),\non the two most correlated code dimensions (r = {r:.2f})",
                    fontsize=9)
     right.set_yticks(range(len(names)), names[::-1], fontsize=8)
     right.set(xlabel="distance to the nearest training code, in all dimensions (in spreads)",
@@ -167,7 +167,7 @@ def manifold_lessons(table, names: Mapping[str, object]) -> dict[str, tuple]:
         raise ValueError(f"names lacks {sorted(missing)}")
     fd, mse, dist = table.frechet, table.nearest_mse, table.code_distance
     noise = n["code_noise"]
-    near, most, far = fd(noise[0]), fd(noise[-2]), fd(noise[-1])
+    near, most, far = fd(noise[0]), fd(noise[-2]), fd(noise[-1])  # most: the largest level before the farthest
     recon, blur, real = fd(n["recon"]), fd(n["blur"]), fd(n["real"])
     same, other = n["mid_same"], n["mid_other"]
     return {
@@ -186,14 +186,14 @@ def manifold_lessons(table, names: Mapping[str, object]) -> dict[str, tuple]:
                       "images: at the farthest, far less than blurred real images"),
         "pixel_noise_worse": (fd(n["noisy"]) > max(1.5 * most, 5 * near),
                               "pixel noise of the smallest level costs more likeness than code noise of the largest "
-                              "level (in spreads), and far more than code noise of the smallest"),
+                              "level before the farthest (in spreads), and far more than code noise of the smallest"),
         "gaps": (recon < fd(same) < fd(other) and 3 * recon < fd(other)
                  and dist(same) < min(1.25 * dist(n["recon"]), dist(other)),
                  "half-way codes between two classes lie farther from the training codes and decode to far less "
                  "data-like images than half-way codes within a class"),
         "random_codes": (fd(n["random"]) > max(blur, most),
                          "codes drawn at random from the codes' mean and spread decode to images less data-like than "
-                         "blurred real images and than the codes with the largest noise level"),
+                         "blurred real images and than the codes with the largest noise level before the farthest"),
     }
 
 

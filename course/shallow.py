@@ -42,14 +42,19 @@ def correlation(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return (a * b).sum(dim=1) / (a.norm(dim=1) * b.norm(dim=1)).clamp_min(1e-12)
 
 
-def closest_correlation(x: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
-    """For each image of x (N, 784), its correlation with the most correlated image of `reference` (M, 784): (N,)."""
+def closest_correlation(x: torch.Tensor, reference: torch.Tensor, index: bool = False):
+    """For each image of x (N, 784), its correlation with the most correlated image of `reference` (M, 784): (N,).
+
+    With index=True, also which image of `reference` that is: ((N,), (N,)).
+    """
     def unit(a):
         a = to_float(a).cpu().flatten(1)
         a = a - a.mean(dim=1, keepdim=True)
         return a / a.norm(dim=1, keepdim=True).clamp_min(1e-12)
     reference = unit(reference)
-    return torch.cat([(unit(chunk) @ reference.T).max(dim=1).values for chunk in x.split(256)])
+    best = [(unit(chunk) @ reference.T).max(dim=1) for chunk in x.split(256)]
+    values = torch.cat([b.values for b in best])
+    return (values, torch.cat([b.indices for b in best])) if index else values
 
 
 N_REFERENCE = 5000  # training images searched for the one closest to an output: enough, and quick
@@ -114,6 +119,20 @@ def parts_needed(model, x: torch.Tensor, share: float = 0.9, chunk: int = 32) ->
     return torch.cat(counts)
 
 
+def build_up(model, x: torch.Tensor, ks: Sequence[int] = (0, 1, 2, 4, 8, 16, 32)) -> tuple[torch.Tensor, dict]:
+    """One input's parts z_j d_j, largest first (hidden_dim, 784), and {k: sigmoid(bias + the first k parts)}.
+
+    Sums past the units that are on would repeat the full output, so only k below that count are kept, and the
+    full sum (k = hidden_dim) always: notebook 02's take-apart cell, for reuse (03).
+    """
+    parts, bias = decoder_parts(model, x[:1])  # (1, hidden_dim, 784), (784,)
+    parts = parts[0][parts[0].norm(dim=1).argsort(descending=True)]  # the largest first
+    on = int((parts.norm(dim=1) > 0).sum())
+    rebuilt = {k: torch.sigmoid(bias + parts[:k].sum(0)).cpu() for k in ks if k < on}
+    rebuilt[parts.shape[0]] = torch.sigmoid(bias + parts.sum(0)).cpu()
+    return parts.cpu(), rebuilt
+
+
 def parts_figure(x: torch.Tensor, parts: torch.Tensor, rebuilt: dict, title: str | None = None) -> Figure:
     """One input, its largest parts (signed, grey = 0) and the sums of the first k parts ({k: (784,) image})."""
     n_parts = min(8, parts.shape[0])
@@ -140,14 +159,25 @@ def parts_figure(x: torch.Tensor, parts: torch.Tensor, rebuilt: dict, title: str
     return fig
 
 
-def noise_figure(noise: torch.Tensor, models: dict, n: int = 8) -> Figure:
+def noise_figure(noise: torch.Tensor, models: dict, n: int = 8, reference: torch.Tensor | None = None) -> Figure:
     """The first n noise images and each model's output ({hidden_dim: model}), every output titled with its
-    correlation r to its own input (pixel by pixel), so that how much of the noise passes can be seen."""
+    correlation r to its own input (pixel by pixel), so that how much of the noise passes can be seen.
+
+    With `reference` (training images), a last row: the reference image most correlated with each output of the
+    narrowest model, titled with that correlation.
+    """
     x = noise[:n]
     outputs = {hidden_dim: model.reconstruct(x.to(model_device(model))).cpu() for hidden_dim, model in models.items()}
-    fig = reconstruction_rows({"uniform noise in": x, **{f"width {h} out": out for h, out in outputs.items()}}, n=n, scale=1.1)
-    for row, out in enumerate(outputs.values(), start=1):
-        for col, r in enumerate(correlation(out, x.cpu())):
+    rows = {"uniform noise in": x, **{f"width {h} out": out for h, out in outputs.items()}}
+    titles = [correlation(out, x.cpu()) for out in outputs.values()]
+    if reference is not None:
+        narrowest, reference = min(outputs), reference[:N_REFERENCE]  # as the noise table searches
+        r, index = closest_correlation(outputs[narrowest], reference, index=True)
+        rows[f"closest training\nimage (width {narrowest})"] = to_float(reference[index]).cpu()
+        titles.append(r)
+    fig = reconstruction_rows(rows, n=n, scale=1.1)
+    for row, rs in enumerate(titles, start=1):
+        for col, r in enumerate(rs):
             fig.axes[row * n + col].set_title(f"r = {float(r):.2f}", fontsize=7)
     fig.tight_layout()
     return fig

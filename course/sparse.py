@@ -259,9 +259,10 @@ def firing_rate_figure(rates: Mapping[str, torch.Tensor], noun: str = "image", a
 # The sparsity table's columns: record key -> (heading, format).
 SPARSITY_COLUMNS = {
     "role": ("role", None), "test_mse": ("test MSE", "{:.5f}"), "avg_activation": ("avg activation", "{:.4f}"),
-    "active_units_per_image": ("units on per image", "{:.1f}"), "active_share_all": ("on, share of all", "{:.1%}"),
-    "dead_fraction": ("dead units", "{:.1%}"), "active_share_living": ("on, share of living", "{:.1%}"),
-}  # the table a student reads; sparsity_measures records more (living units, the median firing rate, ...)
+    "active_units_per_image": ("units on per image", "{:.1f}"), "dead_fraction": ("dead units", "{:.1%}"),
+    "active_share_living": ("on, share of living", "{:.1%}"),
+}  # the table a student reads (the share of all units on is the count over hidden_dim: the figure draws it);
+# sparsity_measures records more (living units, the median firing rate, ...)
 
 
 def show_sparsity_table(rows: Sequence[Mapping], caption: str | None = None):

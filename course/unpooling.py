@@ -128,6 +128,19 @@ def show_results(test_mse: Mapping[str, float], mean_image_mse: float, data: Dig
     return show_table(rows, index="decoder", caption=f"{data.name}: MSE per pixel, {len(data.test):,} test {data.nouns}")
 
 
+def print_verdicts(test_mse: Mapping[str, float]) -> None:
+    """Section 4's three readings of the table ({name: test MSE} in DECODER_GETS order): the indices, the
+    architecture, and which way the two add up when the leaky model meets the code-only decoder."""
+    leak, fixed, coded = test_mse.values()
+    print(f"the indices: the same decoder's error is {fixed / leak:.1f} times as high with uninformative indices")
+    print(f"the architecture and its fixed placement: given the code alone, the unpooling decoder's error is "
+          f"{fixed / coded:.1f} times the code-only decoder's")
+    print("here the leaky model " + ("beats" if leak < coded else "loses to") + " the code-only decoder: "
+          + ("the indices give it more than its architecture costs" if leak < coded else
+             "the indices help it, but not enough to make up for its architecture with fixed placement" if fixed > leak
+             else "and its indices do not even help it"))
+
+
 def show_index_bits(bits: Sequence[Mapping]):
     """course.metrics.pooling_index_bits as a table: per pooling layer, its indices, their capacity and summed entropy."""
     return show_table([{"pooling layer": r["layer"], "indices": r["indices"], "capacity (bits)": r["capacity_bits"],

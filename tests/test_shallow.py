@@ -157,3 +157,27 @@ def test_noise_finding_names_a_width_that_wins_only_narrowly():
     narrow = str(shallow.noise_finding({64: row(0.30, 0.05), 256: row(0.347, 0.332)}, "garment"))
     assert "at every width" in clear and "narrowly" not in clear
     assert "width 256 only narrowly, 0.35 against 0.33" in narrow and "width 64" not in narrow
+
+
+def test_build_up_orders_the_parts_and_ends_on_the_output():
+    model, x = _model(32), torch.rand(1, 784)
+    parts, rebuilt = shallow.build_up(model, x, ks=(0, 1, 2, 4, 64))
+    sizes = parts.norm(dim=1)
+    assert parts.shape == (32, 784) and bool((sizes[:-1] >= sizes[1:]).all())  # the largest first
+    on = int((model.encode(x) > 0).sum())
+    assert set(rebuilt) == {k for k in (0, 1, 2, 4) if k < on} | {32}  # k past the units on: the same as the output
+    assert torch.allclose(rebuilt[32], model.reconstruct(x)[0], atol=1e-6)
+    assert torch.allclose(rebuilt[0], torch.sigmoid(model.decoder[0].bias.detach()))
+
+
+def test_noise_figure_adds_the_closest_training_image_of_the_narrowest_model():
+    torch.manual_seed(0)
+    models = {8: ShallowAutoencoder(8), 16: ShallowAutoencoder(16)}
+    noise, reference = torch.rand(5, 784), torch.rand(40, 784)
+    fig = shallow.noise_figure(noise, models, n=3, reference=reference)
+    assert len(fig.axes) == 12  # noise, two widths, the closest training images
+    r, index = shallow.closest_correlation(models[8].reconstruct(noise[:3]), reference, index=True)
+    assert fig.axes[9].get_title() == f"r = {float(r[0]):.2f}"
+    assert torch.allclose(torch.as_tensor(fig.axes[9].images[0].get_array()).float().flatten(), reference[index[0]])
+    assert torch.allclose(r, shallow.closest_correlation(models[8].reconstruct(noise[:3]), reference))
+    plt.close(fig)

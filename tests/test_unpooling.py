@@ -77,3 +77,12 @@ def test_swapped_decode_takes_b_indices_only_at_the_layers_named():
     for bad in ([], [0], [4], [True]):
         with pytest.raises(ValueError, match="layers"):
             index_swap(model, a, b, layers=bad)
+
+
+@pytest.mark.parametrize("mse, verdict", [((0.02, 0.05, 0.03), "beats"), ((0.04, 0.05, 0.03), "not enough"),
+                                          ((0.06, 0.05, 0.03), "do not even help")])
+def test_print_verdicts_reads_the_table_in_pairs(capsys, mse, verdict):
+    from course.unpooling import print_verdicts
+    print_verdicts(dict(zip(("leaky", "control", "code-only"), mse)))
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 3 and f"{mse[1] / mse[0]:.1f} times as high" in lines[0] and verdict in lines[2]
