@@ -147,9 +147,10 @@ def parts_figure(x: torch.Tensor, parts: torch.Tensor, rebuilt: dict, title: str
     for j in range(n_parts):
         axes[0, j + 1].imshow(shown[j], cmap="gray", vmin=0, vmax=1)
         axes[0, j + 1].set_title(f"part {j + 1}: z_j d_j", fontsize=8)
+    on = int((parts.detach().flatten(1).abs().sum(1) > 0).sum())  # parts of units that are on: past them the sum is the output
     for col, (k, image) in enumerate(rebuilt.items(), start=1):
         axes[1, col].imshow(image.detach().cpu().view(IMAGE_SIZE, IMAGE_SIZE).numpy(), cmap="gray", vmin=0, vmax=1)
-        label = "bias alone" if k == 0 else "the output (all parts)" if k == parts.shape[0] else f"{k} part" + "s" * (k > 1)
+        label = "bias alone" if k == 0 else f"the output\n(all {on} parts on)" if k >= on else f"{k} part" + "s" * (k > 1)
         axes[1, col].set_title(label, fontsize=8)
     axes[1, 0].text(0.95, 0.5, "sigmoid(bias\n+ the first\nk parts)", ha="right", va="center", fontsize=8,
                     transform=axes[1, 0].transAxes)
@@ -263,14 +264,23 @@ def noise_finding(rows: dict, noun: str) -> Finding:
                    noun=noun, b=baseline, widths=", ".join(map(str, like)) or "none", note=note)
 
 
-def dark_pixels_finding(model, dark: torch.Tensor, nouns: str) -> Finding:
-    """At the pixels `dark` (784,) that training images leave blank: the decoder's bias and its parts' sign there."""
+def dark_pixels_finding(model, dark: torch.Tensor, nouns: str, x: torch.Tensor) -> Finding:
+    """At the pixels `dark` (784,) that training images leave blank: the parts' sign there, what the bias alone paints,
+    and what the parts switched on by inputs x (N, 784) add up to, summed before the sigmoid."""
     weight, bias = model.decoder[0].weight.detach().cpu(), model.decoder[0].bias.detach().cpu()  # (784, k), (784,)
-    negative = float((weight[dark] < 0).float().mean())
-    return finding(negative > 0.5, {True: "at the {n} pixels inked in under 1% of the training {nouns}, {share:.0%} of "
-                   "the part weights are negative (mean bias {bias:+.2f})", False: "at the {n} pixels inked in under 1% "
-                   "of the training {nouns}, only {share:.0%} of the part weights are negative (mean bias {bias:+.2f})"},
-                   n=int(dark.sum()), nouns=nouns, share=negative, bias=float(bias[dark].mean()))
+    with torch.no_grad():
+        z = model.encode(to_float(x).to(model_device(model))).cpu()  # (N, k), never negative
+    summed = (z @ weight.T)[:, dark]  # (N, n_dark): each input's summed parts at the dark pixels
+    return finding(float(summed.mean()) < 0, {
+        True: "at the {n} pixels inked in under 1% of the training {nouns}, {share:.0%} of the part weights are negative; "
+              "the bias alone paints them {grey:.2f} (after the sigmoid), the parts the noise switches on add up to "
+              "{added:+.2f} there on average (before it), and the outputs come out {out:.2f}",
+        False: "at the {n} pixels inked in under 1% of the training {nouns}, {share:.0%} of the part weights are "
+               "negative, yet the parts the noise switches on add up to {added:+.2f} there on average (before the "
+               "sigmoid): the bias alone paints them {grey:.2f}, the outputs {out:.2f}"},
+        n=int(dark.sum()), nouns=nouns, share=float((weight[dark] < 0).float().mean()),
+        grey=float(torch.sigmoid(bias[dark]).mean()), added=float(summed.mean()),
+        out=float(torch.sigmoid(bias[dark] + summed).mean()))
 
 
 def dead_finding(dead_share: dict) -> Finding:

@@ -73,7 +73,7 @@ def test_parts_figure_shows_the_input_the_parts_and_the_sums():
     parts = torch.randn(16, 784)
     fig = shallow.parts_figure(torch.rand(1, 784), parts, {0: torch.rand(784), 2: torch.rand(784), 16: torch.rand(784)})
     titles = [ax.get_title() for ax in fig.axes]
-    assert "input" in titles and "part 8: z_j d_j" in titles and "bias alone" in titles and "the output (all parts)" in titles
+    assert "input" in titles and "part 8: z_j d_j" in titles and "bias alone" in titles and "the output\n(all 16 parts on)" in titles
     plt.close(fig)
 
 
@@ -181,3 +181,26 @@ def test_noise_figure_adds_the_closest_training_image_of_the_narrowest_model():
     assert torch.allclose(torch.as_tensor(fig.axes[9].images[0].get_array()).float().flatten(), reference[index[0]])
     assert torch.allclose(r, shallow.closest_correlation(models[8].reconstruct(noise[:3]), reference))
     plt.close(fig)
+
+
+def test_parts_figure_calls_the_sum_of_every_part_on_the_output():
+    parts = torch.cat([torch.randn(5, 784), torch.zeros(3, 784)])  # 5 units on, 3 off
+    fig = shallow.parts_figure(torch.rand(1, 784), parts, {0: torch.rand(784), 2: torch.rand(784), 5: torch.rand(784)})
+    titles = [ax.get_title() for ax in fig.axes]
+    assert "2 parts" in titles and "the output\n(all 5 parts on)" in titles
+    plt.close(fig)
+
+
+def test_dark_pixels_finding_sums_the_parts_the_inputs_switch_on():
+    torch.manual_seed(0)
+    model = ShallowAutoencoder(4)
+    dark = torch.zeros(784, dtype=torch.bool)
+    dark[:10] = True
+    with torch.no_grad():
+        model.decoder[0].weight[:10] = -1.0  # every part pulls the dark pixels down
+        model.decoder[0].bias[:10] = 0.0
+    text = str(shallow.dark_pixels_finding(model, dark, "digits", torch.rand(6, 784)))
+    assert "100% of the part weights are negative" in text and "paints them 0.50" in text and "add up to -" in text
+    with torch.no_grad():
+        model.decoder[0].weight[:10] = 1.0
+    assert "yet the parts" in str(shallow.dark_pixels_finding(model, dark, "digits", torch.rand(6, 784)))
