@@ -240,3 +240,18 @@ def test_a_fashion_mnist_run_never_says_digit(stem, tmp_path, monkeypatch):
                                   ("widgets", recorded["widgets"]))}
     assert recorded["drawn"], "no figure text was recorded: the recorder is broken"
     assert not any(found.values()), f"{stem} says 'digit' in a Fashion-MNIST run: {found}"
+
+
+@pytest.mark.parametrize("stem", EXPECTED)
+def test_an_explorer_is_the_last_expression_of_its_cell(stem):
+    # Jupyter displays only a cell's last expression: an explorer built earlier in the cell is never shown.
+    for source in _code(_load(stem)):
+        if "_explorer(" not in source:
+            continue
+        tree = ast.parse(re.sub(r"(?m)^[%!].*$", "", source))  # IPython magics are not Python
+        calls = [n for n in ast.walk(tree) if isinstance(n, ast.Call)
+                 and isinstance(n.func, ast.Name) and n.func.id.endswith("_explorer")]
+        if calls:
+            last = tree.body[-1]
+            assert isinstance(last, ast.Expr) and last.value in calls, \
+                f"{stem}: the explorer must be the cell's last line, or it is never displayed:\n{source}"
