@@ -142,15 +142,22 @@ def parts_figure(x: torch.Tensor, parts: torch.Tensor, rebuilt: dict, title: str
         ax.set_axis_off()
     axes[0, 0].imshow(to_float(x).detach().cpu().view(IMAGE_SIZE, IMAGE_SIZE).numpy(), cmap="gray", vmin=0, vmax=1)
     axes[0, 0].set_title("input", fontsize=8)
-    # one scale for all, so that the tiles' sizes compare: the largest term is the brightest or darkest
-    shown = symmetric_scale(parts[:n_parts].detach().cpu().view(-1, IMAGE_SIZE, IMAGE_SIZE), "shared")
+    # each part at its own contrast (a shared one leaves the small ones flat grey); its peak |value| in the title
+    terms = parts[:n_parts].detach().cpu().view(-1, IMAGE_SIZE, IMAGE_SIZE)
+    shown = symmetric_scale(terms, "each")
     for j in range(n_parts):
         axes[0, j + 1].imshow(shown[j], cmap="gray", vmin=0, vmax=1)
-        axes[0, j + 1].set_title(f"part {j + 1}: z_j d_j", fontsize=8)
+        axes[0, j + 1].set_title(f"part {j + 1}: z_j d_j\npeak {float(terms[j].abs().max()):.2f}", fontsize=8)
     on = int((parts.detach().flatten(1).abs().sum(1) > 0).sum())  # parts of units that are on: past them the sum is the output
+    output = rebuilt[max(rebuilt)].detach().cpu().flatten()
     for col, (k, image) in enumerate(rebuilt.items(), start=1):
-        axes[1, col].imshow(image.detach().cpu().view(IMAGE_SIZE, IMAGE_SIZE).numpy(), cmap="gray", vmin=0, vmax=1)
-        label = "bias alone" if k == 0 else f"the output\n(all {on} parts on)" if k >= on else f"{k} part" + "s" * (k > 1)
+        image = image.detach().cpu().flatten()
+        axes[1, col].imshow(image.view(IMAGE_SIZE, IMAGE_SIZE).numpy(), cmap="gray", vmin=0, vmax=1)
+        label = "bias alone" if k == 0 else f"{k} part" + "s" * (k > 1)
+        if k >= on:
+            label = f"the output\n(all {on} parts on)"
+        else:  # how far this partial sum still is from the output
+            label += f"\nMSE {float(((image - output) ** 2).mean()):.3f} to it"
         axes[1, col].set_title(label, fontsize=8)
     axes[1, 0].text(0.95, 0.5, "sigmoid(bias\n+ the first\nk parts)", ha="right", va="center", fontsize=8,
                     transform=axes[1, 0].transAxes)
@@ -179,7 +186,8 @@ def noise_figure(noise: torch.Tensor, models: dict, n: int = 8, reference: torch
     fig = reconstruction_rows(rows, n=n, scale=1.1)
     for row, rs in enumerate(titles, start=1):
         for col, r in enumerate(rs):
-            fig.axes[row * n + col].set_title(f"r = {float(r):.2f}", fontsize=7)
+            to = " to output" if reference is not None and row == len(titles) else ""  # the last row: r to that output
+            fig.axes[row * n + col].set_title(f"r = {float(r):.2f}{to}", fontsize=7)
     fig.tight_layout()
     return fig
 
@@ -242,11 +250,15 @@ def width_findings(test_mse: dict, train_loss: float, val_mse: float, nouns: str
     return [finding(cuts[-1] > cuts[0], {True: "the last step up in width cuts the test error by a larger share than "
                     "the first: {cuts}", False: "the last step up in width cuts the test error by a smaller share "
                     "than the first: {cuts}"}, cuts=shares),
-            finding(gap > 0.1, {True: "the widest model ends {gap:.0%} worse on validation than on its training "
-                    "{nouns}: it fits the images it trained on much better than unseen ones (a generalisation gap)",
-                    False: "the widest model's validation and training errors end within 10% of each other "
-                    "({gap:+.0%}): it does about as well on unseen {nouns} as on its training ones"},
-                    gap=gap, nouns=nouns)]
+            finding("worse" if gap > 0.1 else "better" if gap < -0.1 else "close", {
+                "worse": "the widest model ends {gap:.0%} worse on validation than on its training {nouns}: it fits "
+                         "the images it trained on much better than unseen ones (a generalisation gap)",
+                "close": "the widest model's validation and training errors end within 10% of each other ({gap:+.0%}): "
+                         "it does about as well on unseen {nouns} as on its training ones",
+                "better": "the widest model ends {neg:.0%} better on validation than on its training {nouns}: no "
+                          "generalisation gap shows (the training error, averaged over the last epoch while the "
+                          "weights still improve, can sit above validation)"},
+                gap=gap, neg=-gap, nouns=nouns)]
 
 
 def noise_finding(rows: dict, noun: str) -> Finding:
@@ -272,13 +284,13 @@ def dark_pixels_finding(model, dark: torch.Tensor, nouns: str, x: torch.Tensor) 
         z = model.encode(to_float(x).to(model_device(model))).cpu()  # (N, k), never negative
     summed = (z @ weight.T)[:, dark]  # (N, n_dark): each input's summed parts at the dark pixels
     return finding(float(summed.mean()) < 0, {
-        True: "at the {n} pixels inked in under 1% of the training {nouns}, {share:.0%} of the part weights are negative; "
-              "the bias alone paints them {grey:.2f} (after the sigmoid), the parts the noise switches on add up to "
-              "{added:+.2f} there on average (before it), and the outputs come out {out:.2f}",
+        True: "at the {n} pixels inked in under 1% of the training {nouns}, {share:.0%} of the part weights are "
+              "negative. Before the sigmoid, the bias there is {bias:+.2f} on average and the parts the noise switches "
+              "on add {added:+.2f}; after it, the bias alone would give {grey:.2f}, the outputs are {out:.2f}",
         False: "at the {n} pixels inked in under 1% of the training {nouns}, {share:.0%} of the part weights are "
-               "negative, yet the parts the noise switches on add up to {added:+.2f} there on average (before the "
-               "sigmoid): the bias alone paints them {grey:.2f}, the outputs {out:.2f}"},
-        n=int(dark.sum()), nouns=nouns, share=float((weight[dark] < 0).float().mean()),
+               "negative, yet before the sigmoid the parts the noise switches on add {added:+.2f} there on average "
+               "(the bias {bias:+.2f}); after it, the bias alone would give {grey:.2f}, the outputs are {out:.2f}"},
+        n=int(dark.sum()), nouns=nouns, share=float((weight[dark] < 0).float().mean()), bias=float(bias[dark].mean()),
         grey=float(torch.sigmoid(bias[dark]).mean()), added=float(summed.mean()),
         out=float(torch.sigmoid(bias[dark] + summed).mean()))
 

@@ -73,7 +73,8 @@ def test_parts_figure_shows_the_input_the_parts_and_the_sums():
     parts = torch.randn(16, 784)
     fig = shallow.parts_figure(torch.rand(1, 784), parts, {0: torch.rand(784), 2: torch.rand(784), 16: torch.rand(784)})
     titles = [ax.get_title() for ax in fig.axes]
-    assert "input" in titles and "part 8: z_j d_j" in titles and "bias alone" in titles and "the output\n(all 16 parts on)" in titles
+    assert "input" in titles and any(t.startswith("part 8: z_j d_j\npeak ") for t in titles) and any(t.startswith("bias alone\nMSE ") for t in titles) \
+        and "the output\n(all 16 parts on)" in titles
     plt.close(fig)
 
 
@@ -177,17 +178,21 @@ def test_noise_figure_adds_the_closest_training_image_of_the_narrowest_model():
     fig = shallow.noise_figure(noise, models, n=3, reference=reference)
     assert len(fig.axes) == 12  # noise, two widths, the closest training images
     r, index = shallow.closest_correlation(models[8].reconstruct(noise[:3]), reference, index=True)
-    assert fig.axes[9].get_title() == f"r = {float(r[0]):.2f}"
+    assert fig.axes[9].get_title() == f"r = {float(r[0]):.2f} to output"  # the last row: r to the narrowest output
     assert torch.allclose(torch.as_tensor(fig.axes[9].images[0].get_array()).float().flatten(), reference[index[0]])
     assert torch.allclose(r, shallow.closest_correlation(models[8].reconstruct(noise[:3]), reference))
     plt.close(fig)
 
 
-def test_parts_figure_calls_the_sum_of_every_part_on_the_output():
+def test_parts_figure_calls_the_sum_of_every_part_on_the_output_and_gives_each_sum_its_mse_to_it():
     parts = torch.cat([torch.randn(5, 784), torch.zeros(3, 784)])  # 5 units on, 3 off
-    fig = shallow.parts_figure(torch.rand(1, 784), parts, {0: torch.rand(784), 2: torch.rand(784), 5: torch.rand(784)})
+    sums = {0: torch.rand(784), 2: torch.rand(784), 5: torch.rand(784)}
+    fig = shallow.parts_figure(torch.rand(1, 784), parts, sums)
     titles = [ax.get_title() for ax in fig.axes]
-    assert "2 parts" in titles and "the output\n(all 5 parts on)" in titles
+    assert "the output\n(all 5 parts on)" in titles
+    assert f"2 parts\nMSE {float(((sums[2] - sums[5]) ** 2).mean()):.3f} to it" in titles
+    peak = float(parts[0].abs().max())
+    assert f"part 1: z_j d_j\npeak {peak:.2f}" in titles
     plt.close(fig)
 
 
@@ -200,7 +205,15 @@ def test_dark_pixels_finding_sums_the_parts_the_inputs_switch_on():
         model.decoder[0].weight[:10] = -1.0  # every part pulls the dark pixels down
         model.decoder[0].bias[:10] = 0.0
     text = str(shallow.dark_pixels_finding(model, dark, "digits", torch.rand(6, 784)))
-    assert "100% of the part weights are negative" in text and "paints them 0.50" in text and "add up to -" in text
+    assert "100% of the part weights are negative" in text and "the bias there is +0.00" in text and "add -" in text
+    assert "the bias alone would give 0.50" in text
     with torch.no_grad():
         model.decoder[0].weight[:10] = 1.0
-    assert "yet the parts" in str(shallow.dark_pixels_finding(model, dark, "digits", torch.rand(6, 784)))
+    assert "yet before the sigmoid the parts" in str(shallow.dark_pixels_finding(model, dark, "digits", torch.rand(6, 784)))
+
+
+def test_width_findings_name_which_way_the_widest_models_gap_goes():
+    mse = {64: 0.02, 128: 0.015, 256: 0.01}
+    assert "worse on validation" in str(shallow.width_findings(mse, 0.010, 0.012, "digits")[1])
+    assert "within 10%" in str(shallow.width_findings(mse, 0.010, 0.0105, "digits")[1])
+    assert "50% better on validation" in str(shallow.width_findings(mse, 0.010, 0.005, "digits")[1])
