@@ -6,6 +6,7 @@ import math
 import torch
 from torch import nn
 
+from course.findings import Finding, finding
 from course.models import IMAGE_SIZE, evaluating, model_device
 
 
@@ -55,3 +56,16 @@ def prior_circles(ax, radii=(1.0, 2.0, 3.0), square: float | None = None) -> Non
     ax.legend(handles=patches, fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.1), ncol=2, frameon=False)
     if earlier is not None:
         ax.add_artist(earlier).set_clip_on(False)  # add_artist clips to the axes; this legend lies outside them
+
+
+def centre_finding(z: torch.Tensor) -> Finding:
+    """How the 2-D codes z (N, 2) fill the prior's centre: their share within 1 sigma against its draws'."""
+    codes_share, prior_share = share_within(z, 1.0), prior_share_within(1.0)
+    ratio = codes_share / prior_share
+    return finding("empty" if ratio < 0.5 else "thin" if ratio < 0.8 else "full", {
+        "empty": "the VAE's codes leave the prior's centre partly empty: {a:.0%} of them lie within 1σ, against {b:.0%} "
+                 "of the prior's draws, so many draws land where few codes lie.",
+        "thin": "the VAE's codes fill the prior's centre more thinly than its draws: {a:.0%} of them lie within 1σ, "
+                "against {b:.0%} of the prior's draws.",
+        "full": "the VAE's codes fill the prior's centre about as its draws do: {a:.0%} of them lie within 1σ, against "
+                "{b:.0%} of the prior's draws."}, a=codes_share, b=prior_share)

@@ -79,8 +79,8 @@ class LikenessTable:
             if self.reference_codes is None:
                 raise ValueError("give the training codes first (set_reference_codes, or reference_codes=) to "
                                  "measure the distance of z to them")
-            row[CODE_DISTANCE] = float(nearest_code_distance(z[:self.n_nearest or None], self.reference_codes,
-                                                             self.code_scale).median())
+            # every code (cheap in a small code space), so that the median matches one computed from all of z
+            row[CODE_DISTANCE] = float(nearest_code_distance(z, self.reference_codes, self.code_scale).median())
         self.rows[name] = row
         return row
 

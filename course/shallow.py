@@ -137,7 +137,7 @@ def parts_figure(x: torch.Tensor, parts: torch.Tensor, rebuilt: dict, title: str
     """One input, its largest parts (signed, grey = 0) and the sums of the first k parts ({k: (784,) image})."""
     n_parts = min(8, parts.shape[0])
     cols = max(n_parts, len(rebuilt)) + 1
-    fig, axes = plt.subplots(2, cols, figsize=(1.25 * cols, 3.1), squeeze=False)
+    fig, axes = plt.subplots(2, cols, figsize=(1.25 * cols, 3.9), squeeze=False)  # room for two-line titles
     for ax in axes.flat:
         ax.set_axis_off()
     axes[0, 0].imshow(to_float(x).detach().cpu().view(IMAGE_SIZE, IMAGE_SIZE).numpy(), cmap="gray", vmin=0, vmax=1)
@@ -157,13 +157,13 @@ def parts_figure(x: torch.Tensor, parts: torch.Tensor, rebuilt: dict, title: str
         if k >= on:
             label = f"the output\n(all {on} parts on)"
         else:  # how far this partial sum still is from the output
-            label += f"\nMSE {float(((image - output) ** 2).mean()):.3f} to it"
+            label += f"\nMSE {float(((image - output) ** 2).mean()):.3f} to output"
         axes[1, col].set_title(label, fontsize=8)
     axes[1, 0].text(0.95, 0.5, "sigmoid(bias\n+ the first\nk parts)", ha="right", va="center", fontsize=8,
                     transform=axes[1, 0].transAxes)
     if title:
         fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
+    fig.tight_layout(h_pad=1.2)
     return fig
 
 
@@ -181,13 +181,12 @@ def noise_figure(noise: torch.Tensor, models: dict, n: int = 8, reference: torch
     if reference is not None:
         narrowest, reference = min(outputs), reference[:N_REFERENCE]  # as the noise table searches
         r, index = closest_correlation(outputs[narrowest], reference, index=True)
-        rows[f"closest training\nimage (width {narrowest})"] = to_float(reference[index]).cpu()
+        rows[f"closest training\nimage (r to the\nwidth-{narrowest} output)"] = to_float(reference[index]).cpu()
         titles.append(r)
     fig = reconstruction_rows(rows, n=n, scale=1.1)
     for row, rs in enumerate(titles, start=1):
         for col, r in enumerate(rs):
-            to = " to output" if reference is not None and row == len(titles) else ""  # the last row: r to that output
-            fig.axes[row * n + col].set_title(f"r = {float(r):.2f}{to}", fontsize=7)
+            fig.axes[row * n + col].set_title(f"r = {float(r):.2f}", fontsize=7)
     fig.tight_layout()
     return fig
 

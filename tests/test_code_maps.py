@@ -5,7 +5,7 @@ import matplotlib
 import pytest
 import torch
 
-from course.code_maps import code_grid, decoded_grid, prior_circles, prior_share_within, share_within
+from course.code_maps import centre_finding, code_grid, decoded_grid, prior_circles, prior_share_within, share_within
 from course.models import VariationalAutoencoder
 
 matplotlib.use("Agg")
@@ -66,3 +66,10 @@ def test_prior_circles_draws_three_labelled_circles_and_the_grid_box_beside_the_
     assert [t.get_text() for t in ax.get_legend().get_texts()][-1] == "the decoded grid (±3)"
     assert class_legend in ax.artists or class_legend in ax.get_children()  # still drawn
     plt.close(fig)
+
+
+def test_centre_finding_says_whether_the_codes_leave_the_prior_s_centre_empty():
+    ring = torch.tensor([[2.0, 0.0], [0.0, -2.0], [-3.0, 0.0], [1.5, 1.5], [1.2, 0.0], [0.5, 0.0]])  # 1 of 6 within 1 sigma
+    assert "partly empty: 17% of them" in str(centre_finding(ring))  # the prior's draws: 39%
+    assert "more thinly than its draws: 25%" in str(centre_finding(ring[2:]))
+    assert "about as its draws do: 100%" in str(centre_finding(torch.zeros(5, 2)))

@@ -178,7 +178,7 @@ def test_noise_figure_adds_the_closest_training_image_of_the_narrowest_model():
     fig = shallow.noise_figure(noise, models, n=3, reference=reference)
     assert len(fig.axes) == 12  # noise, two widths, the closest training images
     r, index = shallow.closest_correlation(models[8].reconstruct(noise[:3]), reference, index=True)
-    assert fig.axes[9].get_title() == f"r = {float(r[0]):.2f} to output"  # the last row: r to the narrowest output
+    assert fig.axes[9].get_title() == f"r = {float(r[0]):.2f}"
     assert torch.allclose(torch.as_tensor(fig.axes[9].images[0].get_array()).float().flatten(), reference[index[0]])
     assert torch.allclose(r, shallow.closest_correlation(models[8].reconstruct(noise[:3]), reference))
     plt.close(fig)
@@ -190,7 +190,7 @@ def test_parts_figure_calls_the_sum_of_every_part_on_the_output_and_gives_each_s
     fig = shallow.parts_figure(torch.rand(1, 784), parts, sums)
     titles = [ax.get_title() for ax in fig.axes]
     assert "the output\n(all 5 parts on)" in titles
-    assert f"2 parts\nMSE {float(((sums[2] - sums[5]) ** 2).mean()):.3f} to it" in titles
+    assert f"2 parts\nMSE {float(((sums[2] - sums[5]) ** 2).mean()):.3f} to output" in titles
     peak = float(parts[0].abs().max())
     assert f"part 1: z_j d_j\npeak {peak:.2f}" in titles
     plt.close(fig)
