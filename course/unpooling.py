@@ -162,3 +162,22 @@ def class_errors(image_errors: Mapping[str, torch.Tensor], data: DigitData) -> l
             for label, class_name in enumerate(data.classes)]
     show_table(rows, index="class", formats="{:.4f}", caption=f"test MSE per {data.noun} class")
     return rows
+
+
+def comparison_figure(errors: Mapping[str, float], baseline: float, ax=None, title: str | None = None):
+    """One horizontal bar per model ({name: test MSE}), best at the top, with the `baseline` (the mean image) as a line."""
+    import matplotlib.pyplot as plt
+
+    if not errors:
+        raise ValueError("errors must name at least one model")
+    if ax is None:
+        _, ax = plt.subplots(figsize=(7, 0.5 * len(errors) + 1.2))
+    names = sorted(errors, key=errors.get, reverse=True)  # barh draws bottom-up: the best ends on top
+    bars = ax.barh(names, [errors[name] for name in names], color="tab:blue")
+    ax.bar_label(bars, labels=[f"{errors[name]:.4f}" for name in names], padding=3, fontsize=8)
+    ax.axvline(baseline, color="k", linestyle=":", label=f"the mean training image ({baseline:.4f})")
+    ax.set_xlim(0, 1.18 * max(baseline, *errors.values()))
+    ax.set(xlabel="test MSE per pixel", title=title)
+    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.22), frameon=False)  # below: clear of the bars
+    ax.figure.tight_layout()
+    return ax.figure

@@ -3,6 +3,7 @@ import pytest
 import torch
 
 from course.models import ConvAutoencoder, ConvCodeAutoencoder
+from course import unpooling
 from course.unpooling import FixedIndexUnpoolAutoencoder, fixed_random_indices, index_swap, swapped_decode
 
 
@@ -86,3 +87,15 @@ def test_print_verdicts_reads_the_table_in_pairs(capsys, mse, verdict):
     print_verdicts(dict(zip(("leaky", "control", "code-only"), mse)))
     lines = capsys.readouterr().out.splitlines()
     assert len(lines) == 3 and f"{mse[1] / mse[0]:.1f} times as high" in lines[0] and verdict in lines[2]
+
+
+def test_comparison_figure_puts_the_best_model_on_top_and_the_mean_image_as_a_line():
+    import matplotlib.pyplot as plt
+
+    fig = unpooling.comparison_figure({"a": 0.03, "b": 0.01, "c": 0.02}, baseline=0.05)
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["a", "c", "b"]  # bottom-up: the best, b, on top
+    assert ax.lines[0].get_xdata()[0] == 0.05 and "0.0500" in ax.get_legend().get_texts()[0].get_text()
+    with pytest.raises(ValueError, match="errors"):
+        unpooling.comparison_figure({}, baseline=0.05)
+    plt.close(fig)
