@@ -142,12 +142,12 @@ def parts_figure(x: torch.Tensor, parts: torch.Tensor, rebuilt: dict, title: str
         ax.set_axis_off()
     axes[0, 0].imshow(to_float(x).detach().cpu().view(IMAGE_SIZE, IMAGE_SIZE).numpy(), cmap="gray", vmin=0, vmax=1)
     axes[0, 0].set_title("input", fontsize=8)
-    # each part at its own contrast (a shared one leaves the small ones flat grey); its peak |value| in the title
+    # each part at its own contrast (a shared one leaves the small ones flat grey); its size, the norm, in the title
     terms = parts[:n_parts].detach().cpu().view(-1, IMAGE_SIZE, IMAGE_SIZE)
     shown = symmetric_scale(terms, "each")
     for j in range(n_parts):
         axes[0, j + 1].imshow(shown[j], cmap="gray", vmin=0, vmax=1)
-        axes[0, j + 1].set_title(f"part {j + 1}: z_j d_j\npeak {float(terms[j].abs().max()):.2f}", fontsize=8)
+        axes[0, j + 1].set_title(f"part {j + 1}: z_j d_j\nnorm {float(terms[j].norm()):.2f}", fontsize=8)
     on = int((parts.detach().flatten(1).abs().sum(1) > 0).sum())  # parts of units that are on: past them the sum is the output
     output = rebuilt[max(rebuilt)].detach().cpu().flatten()
     for col, (k, image) in enumerate(rebuilt.items(), start=1):
