@@ -12,9 +12,10 @@ from exercise_helpers import answer_id, notebook_tests, verdict
 
 
 def notebook_cell(notebook: str, *phrases: str) -> str:
-    """The first cell of notebooks/<notebook>.ipynb holding all the phrases."""
+    """The first cell of notebooks/<notebook>.ipynb holding all the phrases, its whitespace collapsed."""
     path = Path(__file__).resolve().parents[1] / "notebooks" / f"{notebook}.ipynb"
-    cells = ["".join(cell["source"]) for cell in json.loads(path.read_text(encoding="utf-8"))["cells"]]
+    # A line break in markdown is a space, so phrases are matched across them.
+    cells = [" ".join("".join(cell["source"]).split()) for cell in json.loads(path.read_text(encoding="utf-8"))["cells"]]
     return next(text for text in cells if all(phrase in text for phrase in phrases))
 
 
