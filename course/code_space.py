@@ -115,7 +115,8 @@ def holes_figure(reference: torch.Tensor, sets: Mapping[str, tuple], max_points:
         right.text(1.02, row, f"sure: {share_confident(confidence, confident):.0%}", transform=right.get_yaxis_transform(),
                    va="center", fontsize=9)
     left.set(xlabel=f"z{i + 1} (in spreads)", ylabel=f"z{j + 1} (in spreads)", aspect="equal")
-    left.set_title(f"{' and '.join(on_map)} over the test codes (grey),\non the two most correlated code dimensions (r = {r:.2f})",
+    left.set_title(f"{' and '.join(repr(name) for name in on_map)}, over the test codes (grey),\n"
+                   f"on the two most correlated code dimensions (r = {r:.2f})",
                    fontsize=9)
     right.set_yticks(range(len(names)), names[::-1], fontsize=8)
     right.set(xlabel="distance to the nearest training code, in all dimensions (in spreads)",
