@@ -49,6 +49,15 @@ def means_of_draws(errors: Mapping[str, torch.Tensor], size: int = 10, n_draws: 
     return {name: torch.as_tensor(e).detach().cpu().double().flatten()[draws].mean(1) for name, e in errors.items()}
 
 
+def share_ranked_wrong(draws_a: torch.Tensor, draws_b: torch.Tensor, mean_a: float, mean_b: float) -> float:
+    """The share of draws (means of a few items each, (n_draws,) per method) that order methods a and b the other way
+    round from their means over all items."""
+    draws_a, draws_b = torch.as_tensor(draws_a).double(), torch.as_tensor(draws_b).double()
+    if draws_a.shape != draws_b.shape or draws_a.dim() != 1 or not len(draws_a):
+        raise ValueError(f"draws_a and draws_b must be two (n_draws,) tensors of one length, got {tuple(draws_a.shape)} "
+                         f"and {tuple(draws_b.shape)}")
+    return float(((draws_a > draws_b) != (mean_a > mean_b)).double().mean())
+
 def pca_equivalent(pca_curve: torch.Tensor, error: float) -> int | None:
     """The fewest PCA directions whose error (pca_curve[k - 1], from pca_error_curve) is at most `error`; None if none."""
     curve = torch.as_tensor(pca_curve).double().flatten()

@@ -112,10 +112,17 @@ def error_curves(table: Mapping[str, Mapping[float, float]], noisy_input_mse: Ma
     return fig
 
 
-def show_error_table(table: Mapping[str, Mapping[float, float]], noisy_input_mse: Mapping[float, float], caption: str):
-    """The error table {name: {σ: mse}} as one row per model, and a last row for the noisy input itself (0 at σ = 0)."""
-    rows = [{"model": name, **{f"σ = {s:g}": v for s, v in row.items()}} for name, row in table.items()]
-    rows.append({"model": "noisy input itself", **{f"σ = {s:g}": noisy_input_mse.get(s, 0.0) for s in next(iter(table.values()))}})
+def show_error_table(table: Mapping[str, Mapping[float, float]], noisy_input_mse: Mapping[float, float], caption: str,
+                     levels: Sequence[float] | None = None):
+    """The error table {name: {σ: mse}} as one row per model, and a last row for the noisy input itself (0 at σ = 0);
+    only the columns σ in `levels`, if given (all of them otherwise)."""
+    measured = list(next(iter(table.values())))
+    levels = measured if levels is None else list(levels)
+    missing = [s for s in levels if s not in measured]
+    if missing or not levels:
+        raise ValueError(f"levels must be a non-empty list of the measured noise levels {measured}, got {levels!r}")
+    rows = [{"model": name, **{f"σ = {s:g}": row[s] for s in levels}} for name, row in table.items()]
+    rows.append({"model": "noisy input itself", **{f"σ = {s:g}": noisy_input_mse.get(s, 0.0) for s in levels}})
     return show_table(rows, index="model", caption=caption)
 
 

@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from course.checkpoints import Trained, train_or_load
+from course.findings import Finding, finding
 from course.metrics import dead_fraction as course_dead_fraction, filter_roughness, reconstruction_mse
 from course.models import batched, codes
 from course.notebook import require_one_of
@@ -132,6 +133,20 @@ def death_split(low: Mapping, high: Mapping) -> dict:
     selectivity = fold / death
     share = math.log(death) / math.log(fold) if fold > 1 else 0.0
     return {"fold": fold, "death_fold": death, "selective_fold": selectivity, "death_share": share}
+
+
+def death_finding(results: Mapping[float, Mapping], low: float, high: float) -> Finding:
+    """Show how the share of all units on fell from the weight `low` to `high` (death_split), and which fold leads."""
+    split = death_split(results[low], results[high])
+    death_share = split["death_share"]
+    case = "death" if death_share > 0.65 else "even" if death_share >= 0.35 else "selective"
+    head = ("from lambda = {low:g} to {high:g} the share of all units on per image falls {fold:.1f}-fold: {death:.1f}-fold "
+            "because units died ({dead:.0%} dead), {sel:.1f}-fold because the living fire less often. ")
+    return finding(case, {"death": head + "Most of this sparsity is death.",
+                          "even": head + "Death and selectivity share this sparsity about evenly.",
+                          "selective": head + "This sparsity is mostly selective units, not death."},
+                   low=low, high=high, fold=split["fold"], death=split["death_fold"], sel=split["selective_fold"],
+                   dead=results[high]["dead_fraction"])
 
 
 def trainer_verdicts(trained: Mapping[float, Trained], caught: Mapping[float, list]) -> list[dict]:

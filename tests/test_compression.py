@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from course.compression import code_size_curves, means_of_draws, pca_equivalent, pca_error_curve, per_image_scatter
+from course.compression import code_size_curves, means_of_draws, pca_equivalent, share_ranked_wrong, pca_error_curve, per_image_scatter
 from course.metrics import reconstruction_mse
 from course.models import PCA
 
@@ -98,3 +98,11 @@ def test_per_image_scatter_puts_both_methods_on_equal_log_axes():
     assert ax.get_xlim()[0] == pytest.approx(0.005 / 1.3)  # the zero error is left off the log axes
     with pytest.raises(ValueError, match="errors_x"):
         per_image_scatter(torch.zeros(3), torch.zeros(4), "a", "b")
+
+
+def test_share_ranked_wrong_counts_the_draws_that_flip_the_order_of_the_means():
+    a, b = torch.tensor([1.0, 3.0, 1.0, 1.0]), torch.tensor([2.0, 2.0, 2.0, 2.0])
+    assert share_ranked_wrong(a, b, mean_a=1.5, mean_b=2.0) == 0.25  # a is better overall; one draw says otherwise
+    assert share_ranked_wrong(a, b, mean_a=2.5, mean_b=2.0) == 0.75
+    with pytest.raises(ValueError, match="draws_a and draws_b"):
+        share_ranked_wrong(a, b[:3], 1.0, 2.0)

@@ -129,6 +129,10 @@ def test_show_error_table_adds_the_noisy_input_row():
     assert list(frame.index) == ["a", "b", "noisy input itself"]
     assert frame.loc["noisy input itself", "σ = 0.5"] == 0.1 and frame.loc["noisy input itself", "σ = 0"] == 0.0
 
+    few = denoising.show_error_table(table, {0.5: 0.1}, caption="test", levels=[0.5])
+    assert list(few.columns) == ["σ = 0.5"]
+    with pytest.raises(ValueError, match="levels must be .*measured noise levels"):
+        denoising.show_error_table(table, {0.5: 0.1}, caption="test", levels=[0.9])
 
 def test_error_curves_robustness_and_wins(tiny):
     table = {"a": {0.0: 0.01, 0.5: 0.05}, "b": {0.0: 0.02, 0.5: 0.03}}

@@ -167,6 +167,14 @@ def test_death_split_factors_the_fall_of_the_share_on_into_death_and_selectivity
         sparse.death_split(low, everything_dead)
 
 
+def test_death_finding_names_the_leading_fold_of_this_run():
+    rows = {0.0: {"dead_fraction": 0.025, "active_share_all": 0.765}, 0.1: {"dead_fraction": 0.339, "active_share_all": 0.072}}
+    shown = sparse.death_finding(rows, 0.0, 0.1)
+    assert shown.case == "selective" and "10.6-fold" in str(shown) and "34% dead" in str(shown)
+    rows[0.1] = {"dead_fraction": 0.9, "active_share_all": 0.07}  # nearly all of the fall is fewer units alive
+    assert sparse.death_finding(rows, 0.0, 0.1).case == "death"
+
+
 def test_grid_rows_measure_every_model_and_say_how_it_was_trained():
     torch.manual_seed(0)
     grid = sparse.penalty_grid([0.0, 0.1], 5.0, 0.1)
