@@ -58,6 +58,14 @@ class Trained:
     path: Path | None
     source: str = "trained"
 
+    def describe(self) -> str:
+        """How the model came to be, for a printout: trained now and how long it took, or loaded and where from."""
+        took = f"{self.history.total_seconds:.0f} s"
+        if not self.from_cache:
+            return f"trained now in {took}"
+        where = "the published model store" if self.source == "published" else "the model cache"
+        return f"loaded from {where} (its training took {took}, measured on the machine that trained it)"
+
 
 _RECORDS: dict[str, dict] = {}  # this process' models, by cache file (or model name when uncached)
 

@@ -281,17 +281,20 @@ def dark_pixels_finding(model, dark: torch.Tensor, nouns: str, x: torch.Tensor) 
     weight, bias = model.decoder[0].weight.detach().cpu(), model.decoder[0].bias.detach().cpu()  # (784, k), (784,)
     with torch.no_grad():
         z = model.encode(to_float(x).to(model_device(model))).cpu()  # (N, k), never negative
-    summed = (z @ weight.T)[:, dark]  # (N, n_dark): each input's summed parts at the dark pixels
+    all_parts = z @ weight.T  # (N, 784): each input's summed parts at every pixel
+    summed, summed_rest = all_parts[:, dark], all_parts[:, ~dark]  # at the dark pixels, and at the others
     return finding(float(summed.mean()) < 0, {
         True: "at the {n} pixels inked in under 1% of the training {nouns}, {share:.0%} of the part weights are "
               "negative. Before the sigmoid, the bias there is {bias:+.2f} on average and the parts the noise switches "
-              "on add {added:+.2f}; after it, the bias alone would give {grey:.2f}, the outputs are {out:.2f}",
+              "on add {added:+.2f}; after it, the bias alone would give {grey:.2f}, the outputs are {out:.2f} (at the "
+              "other pixels {rest:.2f})",
         False: "at the {n} pixels inked in under 1% of the training {nouns}, {share:.0%} of the part weights are "
                "negative, yet before the sigmoid the parts the noise switches on add {added:+.2f} there on average "
-               "(the bias {bias:+.2f}); after it, the bias alone would give {grey:.2f}, the outputs are {out:.2f}"},
+               "(the bias {bias:+.2f}); after it, the bias alone would give {grey:.2f}, the outputs are {out:.2f} (at the "
+               "other pixels {rest:.2f})"},
         n=int(dark.sum()), nouns=nouns, share=float((weight[dark] < 0).float().mean()), bias=float(bias[dark].mean()),
         grey=float(torch.sigmoid(bias[dark]).mean()), added=float(summed.mean()),
-        out=float(torch.sigmoid(bias[dark] + summed).mean()))
+        out=float(torch.sigmoid(bias[dark] + summed).mean()), rest=float(torch.sigmoid(bias[~dark] + summed_rest).mean()))
 
 
 def dead_finding(dead_share: dict) -> Finding:

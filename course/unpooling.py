@@ -8,6 +8,7 @@ from torch import nn
 
 from course.checkpoints import Trained, train_or_load
 from course.data import DigitData, to_float
+from course.findings import Finding, finding
 from course.models import IMAGE_SIZE, CodeOnlyDecoder, ConvAutoencoder, ConvCodeAutoencoder, evaluating, model_device
 from course.notebook import show_table
 
@@ -181,3 +182,16 @@ def comparison_figure(errors: Mapping[str, float], baseline: float, ax=None, tit
     ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.22), frameon=False)  # below: clear of the bars
     ax.figure.tight_layout()
     return ax.figure
+
+
+def layer_swap_finding(closer_to_b: Mapping[int, float], bits: Sequence[Mapping]) -> Finding:
+    """Whether the pooling layer whose swap moves the output most towards B ({layer: share of pairs closer to B})
+    is also the one whose indices hold the most bits (pooling_index_bits rows)."""
+    moves = max(closer_to_b, key=closer_to_b.get)
+    richest = max(bits, key=lambda row: row["entropy_bits"])["layer"]
+    return finding(moves == richest, {
+        True: "pooling layer {k}, whose indices hold the most bits, also moves the output most ({s:.0%} of the pairs "
+              "closer to B).",
+        False: "pooling layer {k} moves the output most ({s:.0%} of the pairs closer to B), not layer {r}, whose indices "
+               "hold the most bits: entropy measures how much an index varies, not how much the decoder relies on it."},
+        k=moves, s=closer_to_b[moves], r=richest)

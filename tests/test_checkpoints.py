@@ -36,6 +36,9 @@ def test_round_trip_second_call_loads_the_same_weights(small, same_weights, tmp_
     assert second.history == first.history
     assert isinstance(second.model, ShallowAutoencoder) and not second.model.training
     assert [p.name for p in first.path.parent.iterdir()] == [first.path.name]  # no temporary files left
+    took = f"{first.history.total_seconds:.0f} s"
+    assert first.describe() == f"trained now in {took}"
+    assert second.describe().startswith(f"loaded from the model cache (its training took {took}")
 
 
 def test_retrain_forces_training(small):

@@ -205,7 +205,7 @@ def test_dark_pixels_finding_sums_the_parts_the_inputs_switch_on():
         model.decoder[0].bias[:10] = 0.0
     text = str(shallow.dark_pixels_finding(model, dark, "digits", torch.rand(6, 784)))
     assert "100% of the part weights are negative" in text and "the bias there is +0.00" in text and "add -" in text
-    assert "the bias alone would give 0.50" in text
+    assert "the bias alone would give 0.50" in text and "(at the other pixels 0." in text
     with torch.no_grad():
         model.decoder[0].weight[:10] = 1.0
     assert "yet before the sigmoid the parts" in str(shallow.dark_pixels_finding(model, dark, "digits", torch.rand(6, 784)))

@@ -99,3 +99,11 @@ def test_comparison_figure_puts_the_best_model_on_top_and_the_mean_image_as_a_li
     with pytest.raises(ValueError, match="errors"):
         unpooling.comparison_figure({}, baseline=0.05)
     plt.close(fig)
+
+
+def test_layer_swap_finding_compares_the_layer_that_moves_most_with_the_richest():
+    bits = [{"layer": 1, "entropy_bits": 1300.0}, {"layer": 2, "entropy_bits": 400.0}, {"layer": 3, "entropy_bits": 20.0}]
+    same = unpooling.layer_swap_finding({1: 0.31, 2: 0.09, 3: 0.0}, bits)
+    assert same.case is True and "pooling layer 1" in str(same) and "31%" in str(same)
+    other = unpooling.layer_swap_finding({1: 0.08, 2: 0.34, 3: 0.0}, bits)
+    assert other.case is False and "pooling layer 2 moves the output most" in str(other) and "not layer 1" in str(other)
