@@ -58,6 +58,7 @@ def share_ranked_wrong(draws_a: torch.Tensor, draws_b: torch.Tensor, mean_a: flo
                          f"and {tuple(draws_b.shape)}")
     return float(((draws_a > draws_b) != (mean_a > mean_b)).double().mean())
 
+
 def pca_equivalent(pca_curve: torch.Tensor, error: float) -> int | None:
     """The fewest PCA directions whose error (pca_curve[k - 1], from pca_error_curve) is at most `error`; None if none."""
     curve = torch.as_tensor(pca_curve).double().flatten()
