@@ -75,14 +75,14 @@ def correlated_pair(z: torch.Tensor) -> tuple[int, int, float]:
 
 
 def holes_figure(reference: torch.Tensor, sets: Mapping[str, tuple], max_points: int = 250,
-                 confident: float = CONFIDENT, noun: str = "image", on_map: Sequence[str] | None = None) -> Figure:
+                 noun: str = "image", on_map: Sequence[str] | None = None) -> Figure:
     """Left: the codes of the sets named `on_map` (default all) over the reference codes (grey), on the two code
     dimensions most correlated over the reference, each in units of its spread; right: per set, its codes'
-    distances to the nearest training code (a box) and the share of its images the probe is sure of.
+    distances to the nearest training code (a box).
 
     Why that pair: codes drawn one dimension at a time miss how dimensions vary together, and there they show it.
     `sets` maps a name to (z (N, d), distance (N,), confidence (N,)); the map draws the first max_points of each,
-    the boxes and shares use every code.
+    the boxes use every code.
     """
     on_map = list(sets) if on_map is None else list(on_map)
     if not set(on_map) <= set(sets):
@@ -112,16 +112,13 @@ def holes_figure(reference: torch.Tensor, sets: Mapping[str, tuple], max_points:
         box = right.boxplot(np.asarray(distance, dtype=float), positions=[row], **_HORIZONTAL, widths=0.6,
                             whis=(5, 95), showfliers=False, patch_artist=True)
         box["boxes"][0].set(facecolor=f"C{k}", alpha=0.6)
-        right.text(1.02, row, f"sure: {share_confident(confidence, confident):.0%}", transform=right.get_yaxis_transform(),
-                   va="center", fontsize=9)
     left.set(xlabel=f"z{i + 1} (in spreads)", ylabel=f"z{j + 1} (in spreads)", aspect="equal")
     left.set_title(f"{' and '.join(repr(name) for name in on_map)}, over the test codes (grey),\n"
                    f"on the two most correlated code dimensions (r = {r:.2f})",
                    fontsize=9)
     right.set_yticks(range(len(names)), names[::-1], fontsize=8)
     right.set(xlabel="distance to the nearest training code, in all dimensions (in spreads)",
-              title=f"each set's distance to the nearest training code (box: middle half, whiskers 5%-95%)\n"
-                    f"and the share of its images the probe is sure of (p ≥ {confident:g})")
+              title="each set's distance to the nearest training code\n(box: middle half, whiskers 5%-95%)")
     right.title.set_fontsize(9)
     # the map's legend below both panels: inside the map it hides points
     handles, labels = left.get_legend_handles_labels()

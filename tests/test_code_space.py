@@ -77,7 +77,7 @@ def test_share_beyond_counts_distances_past_the_inside_quantile():
         share_beyond(inside, torch.tensor([]))
 
 
-def test_holes_figure_draws_each_set_on_the_map_and_its_distances_and_sure_share():
+def test_holes_figure_draws_each_set_on_the_map_and_its_distances():
     g = torch.Generator().manual_seed(0)
     reference = torch.randn(300, 8, generator=g)
     sets = {name: (torch.randn(50, 8, generator=g), torch.rand(50, generator=g), torch.rand(50, generator=g))
@@ -91,7 +91,7 @@ def test_holes_figure_draws_each_set_on_the_map_and_its_distances_and_sure_share
     assert "most correlated" in left.get_title() and "in spreads" in left.get_xlabel()
     assert left.collections[-1].get_zorder() > left.collections[1].get_zorder()  # the last set drawn on top
     assert [t.get_text() for t in right.get_yticklabels()] == ["random", "noisy"]  # the first set on top
-    assert "sure: 20%" in [t.get_text() for t in right.texts]  # 10 of 50 at p >= 0.9
+    assert len(right.patches) == 2 and "distance to the nearest training code" in right.get_xlabel()  # one box a set
     with pytest.raises(ValueError, match="noisy"):
         holes_figure(reference, {"noisy": (sets["noisy"][0], torch.rand(3), torch.rand(50))})
 

@@ -115,6 +115,11 @@ def perturb_noise_only(z, noise_std, code_std, generator):
     return noise_std * code_std * torch.randn(z.shape, generator=generator)
 
 
+def perturb_draw_per_level(z, noise_std, code_std, generator):
+    torch.randn(int(noise_std * 10), generator=generator)  # skips a level-dependent number of draws
+    return z + noise_std * code_std * torch.randn(z.shape, generator=generator)
+
+
 def perturb_one_spread(z, noise_std, code_std, generator):
     return z + noise_std * code_std.mean() * torch.randn(z.shape, generator=generator)
 
@@ -136,6 +141,7 @@ WRONG = [
     ("05.perturb_code", perturb_same_eps_for_all_dimensions, "every code dimension of an image gets the same eps"),
     ("05.perturb_code", perturb_ignores_generator, "the generator is ignored"),
     ("05.perturb_code", perturb_reseeds, "do not reseed"),
+    ("05.perturb_code", perturb_draw_per_level, "exactly twice the noise"),
     ("05.perturb_code", perturb_in_place, "changed its input tensor in place"),
     ("05.perturb_code", perturb_uniform, "torch.rand draws U(0, 1)"),
     ("05.perturb_code", perturb_noise_only, "the codes must come back unchanged"),

@@ -151,6 +151,12 @@ def _check_perturb_code(answer) -> str:
         raise _Wrong(f"the spread of your noise is wrong: with noise_std = {noise_std} and code_std "
                      f"{', '.join(f'{v:g}' for v in _CODE_STDS)} its std per dimension is {shown}, expected "
                      f"{', '.join(f'{v:.2f}' for v in expected)} ({noise_std} spreads in every dimension)")
+    z = torch.randn(64, 8, generator=_generator(6))  # one draw followed across levels, as the notebook does
+    half = perturb(z, 0.5, code_std, seed=0) - z
+    if not _same(perturb(z, 1.0, code_std, seed=0) - z, 2 * half, rtol=1e-4, atol=1e-5):
+        raise _Wrong("with the same seed, noise_std = 1 must give exactly twice the noise of noise_std = 0.5: one "
+                     "standard-normal draw, scaled by noise_std (the notebook follows one draw across noise levels); "
+                     "does noise_std change what you draw, or enter other than as a factor?")
     return (f"z + noise_std * code_std * eps with eps of z's shape from the generator (std per dimension measured "
             f"{shown} for noise_std * code_std = {', '.join(f'{v:.2f}' for v in expected)}), z left unchanged")
 

@@ -292,7 +292,7 @@ _add(Exercise(
     "Compute the side of a transposed convolution's output from the side of its input, its kernel, its stride, "
     "its padding and its output padding.",
     "transposed_output_size(size, kernel, stride=1, padding=0, output_padding=0) -> int",
-    5, transposed_output_size, _check_transposed_output_size))
+    10, transposed_output_size, _check_transposed_output_size))
 
 _add(Exercise(
     "06.CodeOnlyDecoder", "06_convolutional_autoencoder",
