@@ -157,9 +157,9 @@ def parts_figure(x: torch.Tensor, parts: torch.Tensor, rebuilt: dict, title: str
         if k >= on:
             label = f"the output\n(all {on} parts on)"
         else:  # how far this partial sum still is from the output
-            label += f"\nMSE {float(((image - output) ** 2).mean()):.4f} from the output"
+            label += f"\nMSE {float(((image - output) ** 2).mean()):.4f}"
         axes[1, col].set_title(label, fontsize=8)
-    axes[1, 0].text(0.95, 0.5, "sigmoid(bias\n+ the first\nk parts)", ha="right", va="center", fontsize=8,
+    axes[1, 0].text(0.95, 0.5, "sigmoid(bias\n+ the first\nk parts);\nMSE to the\noutput", ha="right", va="center", fontsize=8,
                     transform=axes[1, 0].transAxes)
     if title:
         fig.suptitle(title, fontsize=10)

@@ -165,21 +165,31 @@ def class_errors(image_errors: Mapping[str, torch.Tensor], data: DigitData) -> l
     return rows
 
 
-def comparison_figure(errors: Mapping[str, float], baseline: float, ax=None, title: str | None = None):
-    """One horizontal bar per model ({name: test MSE}), best at the top, with the `baseline` (the mean image) as a line."""
+def comparison_figure(errors: Mapping[str, float], baseline: float, ax=None, title: str | None = None,
+                      untrained: Sequence[str] = ()):
+    """One horizontal bar per model ({name: test MSE}), best at the top, with the `baseline` (the mean image) as a line;
+    the `untrained` names (a trained model fed other inputs, no model of their own) in another colour."""
     import matplotlib.pyplot as plt
 
     if not errors:
         raise ValueError("errors must name at least one model")
+    if not set(untrained) <= set(errors):
+        raise ValueError(f"untrained must name bars among {list(errors)}, got {list(untrained)!r}")
     if ax is None:
         _, ax = plt.subplots(figsize=(7, 0.5 * len(errors) + 1.2))
     names = sorted(errors, key=errors.get, reverse=True)  # barh draws bottom-up: the best ends on top
-    bars = ax.barh(names, [errors[name] for name in names], color="tab:blue")
+    bars = ax.barh(names, [errors[name] for name in names],
+                   color=["tab:orange" if name in untrained else "tab:blue" for name in names])
     ax.bar_label(bars, labels=[f"{errors[name]:.4f}" for name in names], padding=3, fontsize=8)
     ax.axvline(baseline, color="k", linestyle=":", label=f"the mean training image ({baseline:.4f})")
     ax.set_xlim(0, 1.18 * max(baseline, *errors.values()))
     ax.set(xlabel="test MSE per pixel", title=title)
-    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.22), frameon=False)  # below: clear of the bars
+    handles, _ = ax.get_legend_handles_labels()
+    if untrained:
+        from matplotlib.patches import Patch
+
+        handles.append(Patch(color="tab:orange", label="not retrained: the leaky model fed other inputs"))
+    ax.legend(handles=handles, fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.22), frameon=False)  # below: clear of the bars
     ax.figure.tight_layout()
     return ax.figure
 

@@ -98,6 +98,19 @@ def test_comparison_figure_puts_the_best_model_on_top_and_the_mean_image_as_a_li
     assert ax.lines[0].get_xdata()[0] == 0.05 and "0.0500" in ax.get_legend().get_texts()[0].get_text()
     with pytest.raises(ValueError, match="errors"):
         unpooling.comparison_figure({}, baseline=0.05)
+    with pytest.raises(ValueError, match="untrained"):
+        unpooling.comparison_figure({"a": 0.03}, baseline=0.05, untrained=["z"])
+    plt.close(fig)
+
+
+def test_comparison_figure_colours_the_bars_of_no_model_of_their_own():
+    import matplotlib.pyplot as plt
+
+    fig = unpooling.comparison_figure({"a": 0.03, "fed": 0.02}, baseline=0.05, untrained=["fed"])
+    ax = fig.axes[0]
+    colours = {label.get_text(): patch.get_facecolor() for label, patch in zip(ax.get_yticklabels(), ax.patches)}
+    assert colours["fed"] != colours["a"]
+    assert "not retrained" in [t.get_text() for t in ax.get_legend().get_texts()][-1]
     plt.close(fig)
 
 
