@@ -138,7 +138,8 @@ def print_verdicts(test_mse: Mapping[str, float]) -> None:
           f"{fixed / coded:.1f} times the code-only decoder's")
     print("here the leaky model " + ("beats" if leak < coded else "loses to") + " the code-only decoder: "
           + ("the indices give it more than its architecture costs" if leak < coded else
-             "the indices help it, but not enough to make up for what the unpooling architecture costs (the control against code-only)" if fixed > leak
+             "the indices help it, but not enough to make up for what the unpooling architecture costs "
+             "(the control against code-only)" if fixed > leak
              else "and its indices do not even help it"))
 
 
