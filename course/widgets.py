@@ -122,9 +122,11 @@ def _square(x: torch.Tensor) -> np.ndarray:
     return x.reshape(IMAGE_SIZE, IMAGE_SIZE).numpy().copy()
 
 
-def _image_slider(n: int, noun: str) -> widgets.IntSlider:
+def _image_slider(n: int, noun: str, index=0) -> widgets.IntSlider:
     """The picker: which of the n images, described by the data's own noun ("digit", "garment", "image")."""
-    return widgets.IntSlider(value=0, min=0, max=n - 1, step=1, description=noun,
+    if not isinstance(index, (int, np.integer)) or isinstance(index, bool) or not 0 <= index < n:
+        raise ValueError(f"index must be an int in [0, {n - 1}] (the first image shown), got {index!r}")
+    return widgets.IntSlider(value=int(index), min=0, max=n - 1, step=1, description=noun,
                              continuous_update=True, layout=widgets.Layout(width="280px"))
 
 
@@ -282,7 +284,7 @@ class LatentExplorer(_Explorer):
 
     def __init__(self, model: nn.Module, x, labels=None, noise_std: float = 0.5, seed: int = 0,
                  class_names: Sequence[str] | None = None, noun: str = "image", reference_codes=None,
-                 unit: str | None = None):
+                 unit: str | None = None, index: int = 0):
         self.model = _check_model("model", model)
         self.x = _as_batch(x)
         self.reference_codes = _check_reference_codes(reference_codes)
@@ -295,7 +297,7 @@ class LatentExplorer(_Explorer):
         self.seed = _check_seed(seed)
         self.draw = 0
         self.eps: torch.Tensor | None = None
-        self.image_slider = _image_slider(self.x.shape[0], noun)
+        self.image_slider = _image_slider(self.x.shape[0], noun, index)
         self.noise_slider = widgets.FloatSlider(value=noise_std, min=0.0, max=MAX_LATENT_STD, step=0.05,
                                                 description="noise_std", readout_format=".2f",
                                                 continuous_update=True, layout=widgets.Layout(width="300px"))
@@ -482,14 +484,15 @@ def corruption_explorer(standard_model, denoising_model: nn.Module, x, labels=No
 
 def latent_explorer(model: nn.Module, x, labels=None, noise_std: float = 0.5, seed: int = 0,
                     class_names: Sequence[str] | None = None, noun: str = "image",
-                    reference_codes=None, unit: str | None = None) -> LatentExplorer:
+                    reference_codes=None, unit: str | None = None, index: int = 0) -> LatentExplorer:
     """Notebook 05's widget: latent noise_std slider, resample button, image picker; x, decode(z), decode(z + noise),
     with the noisy code's distance to the nearest of `reference_codes` (M, d), in the model's code units, if given.
 
     unit names the model's code unit in the titles ("spreads" for standardised codes); None writes "eps".
+    index is the image shown first.
     """
     return LatentExplorer(model, x, labels=labels, noise_std=noise_std, seed=seed, class_names=class_names, noun=noun,
-                          reference_codes=reference_codes, unit=unit)
+                          reference_codes=reference_codes, unit=unit, index=index)
 
 
 def _check_reference_codes(reference_codes) -> torch.Tensor | None:

@@ -270,6 +270,8 @@ def test_widgets_has_no_copy_of_models_interpolate():
     (lambda m, x: interpolation_figure(m, x[:2], x[1]), "x_a"),
     (lambda m, x: corruption_explorer(m, m, x, noun="digits"), "noun must be one of 'digit', 'garment', 'image'"),
     (lambda m, x: latent_explorer(m, x, noun="Garment"), "noun"),
+    (lambda m, x: latent_explorer(m, x, index=len(x)), r"index must be an int in \[0, "),
+    (lambda m, x: latent_explorer(m, x, index=1.0), "index"),
 ])
 def test_bad_arguments_name_the_parameter(models, x, call, match):
     with pytest.raises(ValueError, match=match):
@@ -536,3 +538,13 @@ def test_corruption_explorer_titles_the_denoiser_by_the_name_it_is_given():
     for bad in ("", "  ", 3, "standard-8"):
         with pytest.raises(ValueError, match="denoising_name|standard_model"):
             corruption_explorer({"standard-8": m}, m, x, denoising_name=bad)
+
+
+def test_the_latent_explorer_starts_on_the_image_it_is_given(models, x):
+    ex = latent_explorer(models[0], x, index=3)
+    assert ex.image_slider.value == 3
+    first = ex.images["x"].copy()
+    ex.image_slider.value = 0
+    ex.image_slider.value = 3
+    np.testing.assert_array_equal(ex.images["x"], first)
+    np.testing.assert_array_equal(first, x[3].reshape(28, 28).numpy())
